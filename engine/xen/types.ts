@@ -74,6 +74,65 @@ export interface XenDomainCore {
   reject(errno: number, reason: string): number;
   /** Crash the domain with a reason (Xen's domain_crash()). */
   crash(reason: string): void;
+  /**
+   * Allocates one zeroed frame from the hypervisor's own pool (owner
+   * DOMID_XEN), e.g. for the hole's page tables or the GDT window.
+   * @returns the MFN, or -1 when the pool is exhausted.
+   */
+  allocXenFrame(): number;
+  /**
+   * MFNs of the frames holding the machine-to-phys table, in order: entry
+   * `mfn` lives at byte `mfn * (bits / 8)` of this run of frames (64-bit:
+   * u64 entries, 32-bit: u32). Xen maps them read-only at the M2P virtual
+   * range (64-bit 0xFFFF800000000000, 32-bit 0xF5800000).
+   */
+  readonly m2pMfns: readonly number[];
+}
+
+/**
+ * The backend domain (dom0) mapping or copying a frontend's grant
+ * (Xen common/grant_table.c as seen by a backend). Implemented by the
+ * grant table in engine/xen/grant-table.ts for engine/dom0.
+ */
+export interface GrantBackendApi {
+  /**
+   * Maps grant `ref` of domain `frontDomid` (GNTMAP_host_map, read-only
+   * unless `write`). Checks the entry like Xen's map_grant_ref: type
+   * GTF_permit_access, domid = the backend (0), GTF_readonly vs `write`;
+   * sets GTF_reading/GTF_writing while mapped.
+   * @returns the machine frame and a handle, or `{ error }` with a GNTST_*
+   *   value (negative, e.g. -3 bad_gntref, -8 permission_denied).
+   */
+  map(frontDomid: number, ref: number, write: boolean): { mfn: number; handle: number } | { error: number };
+  /** Unmaps a handle returned by `map` (clears GTF_reading/GTF_writing when the last mapping goes). Unknown handles are ignored. */
+  unmap(handle: number): void;
+  /**
+   * Copies `len` bytes between a frontend grant and a backend buffer (like
+   * GNTTABOP_copy with one side a grant): `toGuest` true writes `data` into
+   * the granted frame at `offset`, false reads from it into `data`.
+   * @returns GNTST_okay (0) or a negative GNTST_* value.
+   */
+  copy?(frontDomid: number, ref: number, offset: number, data: Uint8Array, toGuest: boolean): number;
+}
+
+/**
+ * Dom0's end of interdomain event channels (Xen common/event_channel.c).
+ * Implemented by engine/xen/event-channel.ts for engine/dom0.
+ */
+export interface EvtchnBackendApi {
+  /**
+   * Binds dom0's end to the frontend's unbound port `frontPort` (which must
+   * be in state unbound with remote_dom 0); `onNotify` runs when the
+   * frontend sends on it. `notify()` raises the frontend's port; `close()`
+   * turns it back into unbound.
+   * @returns the binding, or `{ error }` with -errno (e.g. -EINVAL for a
+   *   port that is not unbound toward dom0).
+   */
+  bindInterdomain(
+    frontDomid: number,
+    frontPort: number,
+    onNotify: () => void,
+  ): { notify(): void; close(): void } | { error: number };
 }
 
 /** Arguments of one hypercall as the dispatcher hands them to a handler. */
