@@ -1,0 +1,78 @@
+/**
+ * Fetches files out of Debian packages for tests, with `apt-get download` and
+ * `dpkg-deb -x`, cached under `.cache/debian/<pkg>/` at the repository root
+ * (git-ignored).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+/** Repository root (test/helpers/../..). */
+export const REPO_ROOT = resolve(__dirname, '..', '..');
+
+/**
+ * Returns the host path of `pathInPackage` (e.g. "/usr/lib/grub-xen/grub-x86_64-xen.bin")
+ * from Debian package `pkg`, downloading and extracting the package on first use.
+ *
+ * @throws Error naming the package and the reason when apt-get/dpkg-deb fail or the
+ *   file is not in the package.
+ */
+export async function fetchDebianFile(pkg: string, pathInPackage: string): Promise<string> {
+  if (!/^[a-z0-9][a-z0-9+.-]*$/.test(pkg)) throw new Error(`invalid Debian package name '${pkg}'`);
+  const dir = join(REPO_ROOT, '.cache', 'debian', pkg);
+  const root = join(dir, 'root');
+  const target = join(root, pathInPackage.replace(/^\/+/, ''));
+  if (existsSync(target)) return target;
+  if (!existsSync(root)) {
+    const tmp = join(dir, `tmp-${process.pid}`);
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp, { recursive: true });
+    try {
+      execFileSync('apt-get', ['download', pkg], { cwd: tmp, stdio: 'pipe', timeout: 300_000 });
+    } catch (e) {
+      rmSync(tmp, { recursive: true, force: true });
+      const err = e as { stderr?: Buffer; message: string };
+      throw new Error(
+        `cannot fetch Debian package '${pkg}' with apt-get download: ${err.stderr?.toString().trim() || err.message}`,
+      );
+    }
+    const deb = readdirSync(tmp).find((f) => f.endsWith('.deb'));
+    if (!deb) throw new Error(`apt-get download ${pkg} produced no .deb file`);
+    const extracted = join(tmp, 'root');
+    try {
+      execFileSync('dpkg-deb', ['-x', join(tmp, deb), extracted], { stdio: 'pipe', timeout: 300_000 });
+    } catch (e) {
+      throw new Error(`cannot extract Debian package '${pkg}' (${deb}): ${(e as Error).message}`);
+    }
+    if (!existsSync(root)) {
+      try {
+        renameSync(extracted, root);
+      } catch {
+        /* another process won the race */
+      }
+    }
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  if (!existsSync(target)) throw new Error(`Debian package '${pkg}' has no file ${pathInPackage}`);
+  return target;
+}
+
+/**
+ * Like {@link fetchDebianFile}, but when the package cannot be fetched and
+ * process.env.CI is not set, skips the calling mocha test (with a message on
+ * stderr) instead of failing. Under CI the error is thrown.
+ */
+export async function fetchDebianFileOrSkip(
+  ctx: Mocha.Context,
+  pkg: string,
+  pathInPackage: string,
+): Promise<string> {
+  try {
+    return await fetchDebianFile(pkg, pathInPackage);
+  } catch (e) {
+    if (process.env.CI) throw e;
+    console.error(`skipping: ${(e as Error).message}`);
+    ctx.skip();
+    throw e; // not reached
+  }
+}
