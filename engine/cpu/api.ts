@@ -202,4 +202,13 @@ export interface CpuApi {
 
   /** Drop every cached decoded block (after bulk writes or mode changes). */
   flushCodeCache(): void;
+
+  /**
+   * Port I/O handlers, called by IN/INS once the I/O permission check has
+   * passed (SDM vol. 1 §19.5). `port` 0-0xFFFF, `size` in bytes (1, 2, 4);
+   * the result is masked to `size`. When absent, reads return all ones.
+   */
+  ioRead?: (port: number, size: number) => number;
+  /** As `ioRead`, for OUT/OUTS (`value` already masked to `size`). When absent, writes are ignored. */
+  ioWrite?: (port: number, size: number, value: number) => void;
 }

@@ -235,6 +235,9 @@ export class CpuState {
   patHi = 0x00070406;
   apicBaseLo = 0xfee00900 | 0;
   apicBaseHi = 0;
+  /** IA32_MISC_ENABLE (0x1A0): fast strings (bit 0), BTS/PEBS unavailable (bits 11, 12). */
+  miscEnableLo = 0x1801;
+  miscEnableHi = 0;
 
   /** Set by HLT; cleared when an interrupt/event is delivered. */
   halted = false;
