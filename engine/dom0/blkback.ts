@@ -41,6 +41,8 @@ import type { MachineMemory } from '../memory/machine-memory';
 import type { EvtchnBackendApi, GrantBackendApi } from '../xen/types';
 import type { Xenstored } from './xenstored';
 
+export { vdevToDevid } from './vdev';
+
 /** blkif operations (Xen public/io/blkif.h). */
 export const BLKIF_OP_READ = 0;
 export const BLKIF_OP_WRITE = 1;
@@ -85,31 +87,6 @@ interface BlkifLayout {
 }
 const LAYOUT_32: BlkifLayout = { name: 'x86_32-abi', slot: 108, id: 4, sector: 12, seg: 20 };
 const LAYOUT_64: BlkifLayout = { name: 'x86_64-abi', slot: 112, id: 8, sector: 16, seg: 24 };
-
-/**
- * Linux/xl device number of a virtual device name (docs/misc/vbd-interface.txt):
- * `xvdX[N]` -> 202<<8 | disk<<4 | part for disks < 16, else 1<<28 | disk<<8 | part;
- * `sdX[N]` -> 8<<8 | disk<<4 | part; `hda..hdd` -> 3<<8 / 22<<8 | unit<<6 | part;
- * a plain number is taken as is.
- * @returns the device number, or -1 for a name it does not understand.
- */
-export function vdevToDevid(vdev: string): number {
-  if (/^[0-9]+$/.test(vdev)) return Number(vdev);
-  const m = /^(xvd|sd|hd)([a-z]+)([0-9]*)$/.exec(vdev);
-  if (!m) return -1;
-  let disk = 0;
-  for (const ch of m[2]) disk = disk * 26 + (ch.charCodeAt(0) - 96);
-  disk -= 1;
-  const part = m[3] ? Number(m[3]) : 0;
-  if (m[1] === 'xvd') {
-    if (disk < 16 && part < 16) return (202 << 8) | (disk << 4) | part;
-    if (part < 256 && disk < 1 << 20) return (1 << 28) | (disk << 8) | part;
-    return -1;
-  }
-  if (m[1] === 'sd') return disk < 16 && part < 16 ? (8 << 8) | (disk << 4) | part : -1;
-  if (disk > 3 || part > 63) return -1;
-  return ((disk < 2 ? 3 : 22) << 8) | ((disk & 1) << 6) | part;
-}
 
 /** Construction options of a Blkback. */
 export interface BlkbackOptions {
