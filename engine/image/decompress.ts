@@ -1,20 +1,23 @@
 /**
  * Decompression of kernel payloads by magic number, as libxenguest's
  * xg_dom_bzimageloader.c recognises them (gzip, bzip2, xz, lzma, lzo, lz4
- * legacy frame, zstd), with an output cap against decompression bombs.
+ * legacy frame, zstd), with an output cap against decompression bombs. All
+ * synchronous.
  *
- * Libraries: fflate (gzip, streaming), seek-bzip (bzip2), xz-decompress
- * (xz; WebAssembly xz-embedded behind a web ReadableStream, so asynchronous
- * only), lzma (LZMA-JS, "LZMA alone" .lzma files), fzstd (zstd, streaming).
- * LZ4: the kernel's legacy frame (magic 0x184C2102, blocks of
+ * Libraries: fflate (deflate body of gzip, streaming), seek-bzip (bzip2), fzstd
+ * (zstd, streaming). xz and LZMA-alone use ./xz.ts (the packaged xz decoder is
+ * async-only and lacks the x86 BCJ filter Linux uses; LZMA-JS cannot bound its
+ * output). LZ4: the kernel's legacy frame (magic 0x184C2102, blocks of
  * <u32 compressed size><LZ4 block>) is walked here and each block is decoded by
- * a bounds-checked LZ4 block decoder written for this module (lz4js only reads
+ * a bounds-checked LZ4 block decoder written for this module (lz4js reads only
  * the modern frame format and its block decoder does no bounds checks).
  * LZO: recognised, not supported.
  */
-import { Gunzip } from 'fflate';
+import { Inflate } from 'fflate';
 import { Decompress as ZstdDecompress } from 'fzstd';
+import { crc32 } from './crc32';
 import { ImageError } from './errors';
+import { decodeLzmaAlone, decodeXz } from './xz';
 
 /** Compression formats recognised by magic number. */
 export type CompressionFormat = 'gzip' | 'bzip2' | 'xz' | 'lzma' | 'lzo' | 'lz4' | 'zstd';
@@ -77,21 +80,54 @@ function corrupt(format: string, e: unknown): ImageError {
   return new ImageError(`corrupt ${format} data: ${msg}`);
 }
 
+/**
+ * gzip (RFC 1952): header parsed here, deflate body through fflate's streaming
+ * Inflate (which stops at the final block, so appended bytes such as Linux's
+ * size trailer are ignored), then the member trailer (CRC-32, ISIZE) is found
+ * after the body and checked.
+ */
 function gunzip(data: Uint8Array, max: number): Uint8Array {
+  if (data.length < 18)
+    throw new ImageError(`corrupt gzip data: ${data.length} bytes is too short for a gzip member`);
+  if (data[2] !== 8) throw new ImageError(`corrupt gzip data: compression method ${data[2]} is not deflate`);
+  const flg = data[3];
+  let p = 10;
+  const need = (n: number) => {
+    if (p + n > data.length) throw new ImageError('corrupt gzip data: header is truncated');
+  };
+  if (flg & 4) {
+    need(2);
+    p += 2 + (data[p] | (data[p + 1] << 8));
+  }
+  for (const bit of [8, 16]) {
+    if (flg & bit) {
+      while (p < data.length && data[p] !== 0) p++;
+      p++;
+    }
+  }
+  if (flg & 2) p += 2;
+  need(1);
   const sink = new Sink(max, 'gzip');
   let done = false;
-  const g = new Gunzip((chunk, final) => {
-    if (done) return; // a following member (or appended bytes) is ignored
+  const inf = new Inflate((chunk, final) => {
     sink.push(chunk, true);
     if (final) done = true;
   });
   try {
-    g.push(data, true);
+    inf.push(data.subarray(p), true);
   } catch (e) {
-    if (!done) throw corrupt('gzip', e);
+    throw corrupt('gzip', e);
   }
   if (!done) throw new ImageError('corrupt gzip data: stream is truncated');
-  return sink.result();
+  const out = sink.result();
+  const crc = crc32(out);
+  const isize = out.length >>> 0;
+  // The 8-byte member trailer follows the deflate body; look for it near the end.
+  const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  for (let t = data.length - 8; t >= p && t >= data.length - 8 - 4096; t--) {
+    if (dv.getUint32(t, true) === crc && dv.getUint32(t + 4, true) === isize) return out;
+  }
+  throw new ImageError('corrupt gzip data: CRC-32/size trailer does not match the decompressed data');
 }
 
 function bunzip2(data: Uint8Array, max: number): Uint8Array {
@@ -141,29 +177,6 @@ function bunzip2(data: Uint8Array, max: number): Uint8Array {
     throw corrupt('bzip2', e);
   }
   return buf.subarray(0, pos);
-}
-
-function unlzma(data: Uint8Array, max: number): Uint8Array {
-  if (data.length < 13) throw new ImageError('corrupt lzma data: header is truncated');
-  const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  const declared = dv.getBigUint64(5, true);
-  if (declared !== 0xffffffffffffffffn && declared > BigInt(max)) throw tooBig('lzma', max);
-  // The package's index.js loads its worker through a computed path, which bundlers cannot follow; load the worker file directly.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const lib = require('lzma/src/lzma_worker.js') as {
-    LZMA: { decompress(b: Uint8Array | number[]): string | number[] };
-  };
-  let res: string | number[];
-  try {
-    res = lib.LZMA.decompress(data);
-  } catch (e) {
-    throw corrupt('lzma', e);
-  }
-  if (res == null) throw new ImageError('corrupt lzma data');
-  // LZMA-JS hands back a string when the output happens to be NUL-free UTF-8; undo that.
-  const out = typeof res === 'string' ? new TextEncoder().encode(res) : Uint8Array.from(res);
-  if (out.length > max) throw tooBig('lzma', max);
-  return out;
 }
 
 function unzstd(data: Uint8Array, max: number): Uint8Array {
@@ -275,42 +288,16 @@ function unlz4Legacy(data: Uint8Array, max: number): Uint8Array {
   return sink.result();
 }
 
-async function unxz(data: Uint8Array, max: number): Promise<Uint8Array> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { XzReadableStream } = require('xz-decompress') as typeof import('xz-decompress');
-  const sink = new Sink(max, 'xz');
-  const input = new ReadableStream<Uint8Array>({
-    start(c) {
-      c.enqueue(data.slice());
-      c.close();
-    },
-  });
-  const reader = new XzReadableStream(input).getReader();
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      try {
-        sink.push(value, false);
-      } catch (e) {
-        await reader.cancel().catch(() => undefined);
-        throw e;
-      }
-    }
-  } catch (e) {
-    throw corrupt('xz', e);
-  }
-  if (sink.length === 0) throw new ImageError('corrupt xz data: no output');
-  return sink.result();
-}
-
 /**
- * Decompresses `data` in the given format, synchronously.
+ * Decompresses `data` in the given format (synchronously; every format but lzo).
+ * Bytes after the end of the compressed stream (Linux appends the 4-byte
+ * uncompressed size) are ignored.
  * @param max output cap in bytes (default 512 MiB).
- * @throws ImageError for corrupt data, output above `max`, lzo ("lzo-compressed
- *   bzImage payloads are not supported") and xz (asynchronous only: use {@link decompress}).
+ * @returns the decompressed bytes.
+ * @throws ImageError for corrupt data, output above `max`, an unsupported xz
+ *   filter, or lzo ("lzo-compressed bzImage payloads are not supported").
  */
-export function decompressSync(
+export function decompress(
   format: CompressionFormat,
   data: Uint8Array,
   max = MAX_DECOMPRESSED_BYTES,
@@ -321,31 +308,14 @@ export function decompressSync(
     case 'bzip2':
       return bunzip2(data, max);
     case 'lzma':
-      return unlzma(data, max);
+      return decodeLzmaAlone(data, max);
+    case 'xz':
+      return decodeXz(data, max);
     case 'zstd':
       return unzstd(data, max);
     case 'lz4':
       return unlz4Legacy(data, max);
     case 'lzo':
       throw new ImageError('lzo-compressed bzImage payloads are not supported');
-    case 'xz':
-      throw new ImageError(
-        'xz payloads can only be decompressed asynchronously (use loadKernelImage, not loadKernelImageSync)',
-      );
   }
-}
-
-/**
- * Decompresses `data` in the given format (every format, xz included).
- * @param max output cap in bytes (default 512 MiB).
- * @returns the decompressed bytes.
- * @throws ImageError as {@link decompressSync} (xz is supported here).
- */
-export async function decompress(
-  format: CompressionFormat,
-  data: Uint8Array,
-  max = MAX_DECOMPRESSED_BYTES,
-): Promise<Uint8Array> {
-  if (format === 'xz') return unxz(data, max);
-  return decompressSync(format, data, max);
 }

@@ -7,13 +7,7 @@
  * ABI brief §1.1-1.3.
  */
 import { bzImagePayload, parseBzImage } from './bzimage';
-import {
-  CompressionFormat,
-  MAX_DECOMPRESSED_BYTES,
-  decompress,
-  decompressSync,
-  detectCompression,
-} from './decompress';
+import { CompressionFormat, MAX_DECOMPRESSED_BYTES, decompress, detectCompression } from './decompress';
 import { ElfFile, isElf, parseElf } from './elf';
 import { ImageError } from './errors';
 import { SymbolTable } from './symbols';
@@ -26,6 +20,8 @@ export * from './bzimage';
 export * from './decompress';
 export * from './symbols';
 export * from './dwarf';
+export { decodeXz, decodeLzmaAlone, bcjX86Decode } from './xz';
+export { crc32 } from './crc32';
 
 /** How the ELF was wrapped in the input file. */
 export type ImageContainer = 'elf' | 'compressed-elf' | 'bzimage';
@@ -55,24 +51,30 @@ export interface UnwrappedImage {
   compression?: CompressionFormat;
 }
 
-function unwrap(
+/**
+ * Unwraps a kernel file to its ELF bytes, in libxenguest's probe order: a
+ * bzImage ("HdrS", protocol >= 2.08) gives its payload, decompressed by magic;
+ * a gzip-compressed file is gunzipped; a plain ELF is returned as is.
+ * @param maxDecompressed output cap in bytes (default 512 MiB).
+ * @throws ImageError: not a kernel format, unknown or unsupported (lzo)
+ *   compression, corrupt data, output above the cap, payload not an ELF.
+ */
+export function unwrapKernelImage(
   bytes: Uint8Array,
-  max: number,
-  xzPayload: (payload: Uint8Array) => Uint8Array,
+  maxDecompressed = MAX_DECOMPRESSED_BYTES,
 ): UnwrappedImage {
   const bz = parseBzImage(bytes);
   if (bz) {
     if (!bz.compression) throw new ImageError('bzImage payload: unknown compression format');
-    const payload = bzImagePayload(bytes, bz);
-    const out = bz.compression === 'xz' ? xzPayload(payload) : decompressSync(bz.compression, payload, max);
+    const out = decompress(bz.compression, bzImagePayload(bytes, bz), maxDecompressed);
     if (!isElf(out))
       throw new ImageError(`bzImage payload (${bz.compression}) does not decompress to an ELF file`);
     return { elfBytes: out, container: 'bzimage', compression: bz.compression };
   }
   if (isElf(bytes)) return { elfBytes: bytes, container: 'elf' };
   if (detectCompression(bytes) === 'gzip') {
-    // libxenguest accepts a gzip-compressed ELF (xc_dom_try_gunzip); other formats only inside a bzImage.
-    const out = decompressSync('gzip', bytes, max);
+    // libxenguest gunzips any gzip-compressed kernel (xc_dom_try_gunzip); other formats only inside a bzImage.
+    const out = decompress('gzip', bytes, maxDecompressed);
     if (!isElf(out)) throw new ImageError('gzip-compressed kernel does not decompress to an ELF file');
     return { elfBytes: out, container: 'compressed-elf', compression: 'gzip' };
   }
@@ -81,38 +83,18 @@ function unwrap(
 }
 
 /**
- * Unwraps a kernel file to its ELF bytes: bzImage payload (any supported
- * compression), gzip-compressed ELF, or plain ELF.
- * @param maxDecompressed output cap in bytes (default 512 MiB).
- * @throws ImageError: not a kernel format, unknown or unsupported (lzo)
- *   compression, corrupt data, output above the cap, payload not an ELF.
+ * Loads a PV kernel image (synchronous): unwrap bzImage/gzip, parse the ELF,
+ * read the Xen notes (or `__xen_guest`), apply libelf's acceptance checks,
+ * compute the segments and collect symbols.
+ *
+ * @param bytes the kernel file (ELF, gzip-compressed ELF or bzImage).
+ * @param maxDecompressed output cap for decompression in bytes (default 512 MiB).
+ * @returns the image, ready for the domain builder.
+ * @throws ImageError for malformed input or an image Xen would refuse (the
+ *   message says why; refusals start with "Xen would refuse this image:").
  */
-export async function unwrapKernelImage(
-  bytes: Uint8Array,
-  maxDecompressed = MAX_DECOMPRESSED_BYTES,
-): Promise<UnwrappedImage> {
-  const bz = parseBzImage(bytes);
-  if (bz && bz.compression === 'xz') {
-    const out = await decompress('xz', bzImagePayload(bytes, bz), maxDecompressed);
-    return unwrap(bytes, maxDecompressed, () => out);
-  }
-  return unwrap(bytes, maxDecompressed, () => {
-    throw new ImageError('unreachable: xz payload on the synchronous path');
-  });
-}
-
-/**
- * Synchronous {@link unwrapKernelImage}; xz-compressed bzImages throw an
- * ImageError telling to use the asynchronous form.
- */
-export function unwrapKernelImageSync(
-  bytes: Uint8Array,
-  maxDecompressed = MAX_DECOMPRESSED_BYTES,
-): UnwrappedImage {
-  return unwrap(bytes, maxDecompressed, (p) => decompressSync('xz', p, maxDecompressed));
-}
-
-function finish(u: UnwrappedImage): LoadedImage {
+export function loadKernelImage(bytes: Uint8Array, maxDecompressed = MAX_DECOMPRESSED_BYTES): LoadedImage {
+  const u = unwrapKernelImage(bytes, maxDecompressed);
   const elf = parseElf(u.elfBytes);
   const { xen, segments } = readXenImage(elf);
   return {
@@ -124,31 +106,4 @@ function finish(u: UnwrappedImage): LoadedImage {
     container: u.container,
     compression: u.compression,
   };
-}
-
-/**
- * Loads a PV kernel image: unwrap bzImage/gzip, parse the ELF, read the Xen
- * notes (or `__xen_guest`), apply libelf's acceptance checks, compute the
- * segments and collect symbols. Asynchronous because the xz decoder is.
- *
- * @param bytes the kernel file (ELF, gzip-compressed ELF or bzImage).
- * @returns the image, ready for the domain builder.
- * @throws ImageError for malformed input or an image Xen would refuse (the message says why).
- */
-export async function loadKernelImage(
-  bytes: Uint8Array,
-  maxDecompressed = MAX_DECOMPRESSED_BYTES,
-): Promise<LoadedImage> {
-  return finish(await unwrapKernelImage(bytes, maxDecompressed));
-}
-
-/**
- * Synchronous {@link loadKernelImage} for every format except xz-compressed
- * bzImages (which throw an ImageError telling to use the asynchronous form).
- */
-export function loadKernelImageSync(
-  bytes: Uint8Array,
-  maxDecompressed = MAX_DECOMPRESSED_BYTES,
-): LoadedImage {
-  return finish(unwrapKernelImageSync(bytes, maxDecompressed));
 }

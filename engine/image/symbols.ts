@@ -57,6 +57,8 @@ export class SymbolTable {
   private list: SymbolEntry[] = [];
   private sorted = true;
   private byName = new Map<string, SymbolEntry>();
+  /** Malformed lines ignored by {@link SymbolTable.fromKallsyms}. */
+  skippedLines = 0;
 
   /** Number of symbols. */
   get size(): number {
@@ -121,28 +123,33 @@ export class SymbolTable {
 
   /**
    * Parses `/proc/kallsyms` or System.map text: lines "<hex address> <type> <name>[\t[module]]".
-   * Undefined (U), absolute (a/A) and debugging (N/n) entries are skipped; blank lines ignored.
-   * @throws ImageError naming the first malformed line (1-based).
+   * Undefined (U), absolute (a/A) and debugging (N/n) entries are skipped; blank
+   * and malformed lines are ignored (counted in {@link SymbolTable.skippedLines}).
+   * @throws ImageError naming the first malformed line (1-based) when no line is valid.
    */
   static fromKallsyms(text: string, opts: SymbolSourceOptions = {}): SymbolTable {
     const off = opts.offset ?? 0n;
     const out: SymbolEntry[] = [];
     const lines = text.split('\n');
+    let firstBad: { n: number; line: string } | undefined;
+    let valid = 0;
     for (let i = 0; i < lines.length; i++) {
       const line = lines[i].trim();
       if (line === '') continue;
-      const m = /^([0-9a-fA-F]{1,16})\s+(\S)\s+(\S+)(?:\s+\[(\S+)\])?$/.exec(line);
-      if (!m)
-        throw new ImageError(
-          `symbol file line ${i + 1} is not "<address> <type> <name>": ${JSON.stringify(line.slice(0, 80))}`,
-        );
+      const m = /^([0-9a-fA-F]{1,16})\s+([A-Za-z?])\s+(\S+)(?:\s+\[(\S+)\])?$/.exec(line);
+      if (!m) {
+        firstBad ??= { n: i + 1, line };
+        continue;
+      }
+      valid++;
       const type = m[2];
+      const addr = BigInt('0x' + m[1]);
       if ('UAaNn'.includes(type)) continue;
-      if ((type === 'w' || type === 'v') && BigInt('0x' + m[1]) === 0n) continue; // undefined weak
+      if ((type === 'w' || type === 'v') && addr === 0n) continue; // undefined weak
       const lower = type.toLowerCase();
       out.push({
         name: m[3],
-        address: (BigInt('0x' + m[1]) + off) & U64,
+        address: (addr + off) & U64,
         size: 0n,
         kind: lower === 't' || lower === 'w' ? 'function' : 'dbrgsv'.includes(lower) ? 'object' : 'other',
         global: type !== lower,
@@ -150,7 +157,13 @@ export class SymbolTable {
         module: m[4],
       });
     }
-    return new SymbolTable().add(out);
+    if (valid === 0 && firstBad)
+      throw new ImageError(
+        `not a kallsyms/System.map file: line ${firstBad.n} is not "<address> <type> <name>": ${JSON.stringify(firstBad.line.slice(0, 80))}`,
+      );
+    const t = new SymbolTable().add(out);
+    t.skippedLines = firstBad ? lines.filter((l) => l.trim() !== '').length - valid : 0;
+    return t;
   }
 
   private sort(): void {

@@ -4,7 +4,7 @@
  * the engine/image tests.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -40,32 +40,52 @@ export function xenNotesAsm(notes: NoteSpec[], owner = 'Xen'): string {
     .replace(/ (\d)(\d+): /g, ' .Lxn$1_$2: ');
 }
 
-/** C source of the test "kernel": known functions and objects, stable line numbers. */
+/** Header of the test "kernel", placed in inc/util.h (a second file in another directory). */
+export const TEST_H_SOURCE = `/* pvscope image test header */
+static inline int twice(int v)
+{
+  return v * 2; /* MARK:twice */
+}
+`;
+
+/** C source of the test "kernel": known functions and objects; `MARK:name` comments locate lines. */
 export const TEST_C_SOURCE = `/* pvscope image test guest */
+#include "inc/util.h"
 int counter = 5;
 const char banner[] = "hello";
 static int helper(int x)
 {
   int y = x * 3;
-  y += counter;
+  y += counter; /* MARK:helper */
   return y;
 }
 
-int compute(int a, int b)
+__attribute__((noinline)) int compute(int a, int b)
 {
-  int s = 0;
+  int s = 0; /* MARK:compute-first */
   for (int i = 0; i < a; i++)
-    s += helper(i) + b;
+    s += helper(i) + twice(b); /* MARK:loop */
   return s;
 }
 
 void _start(void)
 {
-  counter = compute(3, 4);
+  counter = compute(3, 4); /* MARK:start */
   for (;;)
     ;
 }
 `;
+
+/** 1-based line of the `MARK:<name>` comment in `source`. */
+export function lineOf(source: string, name: string): number {
+  const i = source
+    .split('\n')
+    .findIndex(
+      (l) => l.includes(`MARK:${name} `) || l.endsWith(`MARK:${name}`) || l.includes(`MARK:${name} */`),
+    );
+  if (i < 0) throw new Error(`no MARK:${name}`);
+  return i + 1;
+}
 
 /** Options for {@link buildTestElf}. */
 export interface BuildOptions {
@@ -95,6 +115,8 @@ export function buildTestElf(dir: string, o: BuildOptions): string {
   const s = join(dir, `${o.name}.s`);
   const out = join(dir, o.name);
   writeFileSync(c, TEST_C_SOURCE);
+  mkdirSync(join(dir, 'inc'), { recursive: true });
+  writeFileSync(join(dir, 'inc', 'util.h'), TEST_H_SOURCE);
   let asm = '';
   if (o.notes) asm += xenNotesAsm(o.notes);
   if (o.xenGuest !== undefined) asm += `.section __xen_guest, "", @progbits\n.asciz "${o.xenGuest}"\n`;
