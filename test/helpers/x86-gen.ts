@@ -123,6 +123,9 @@ export const UNDEFINED: Record<string, UndefRule> = {
   cvt: none,
   xadd: none,
   cmpxchg: none,
+  /** CMPXCHG8B/16B: only ZF is written; the others are unchanged (defined). */
+  cmpxchg8b: none,
+  cmpxchg16b: none,
   xchg: none,
   lea: none,
   movs: none,
@@ -404,8 +407,8 @@ class Builder {
    * index*scale+disp. Claims the registers used. Returns the AT&T text and
    * the scratch offset addressed.
    */
-  mem(near = 0x800, spread = 0x200): { text: string; off: number } {
-    const off = near - spread + this.rng.int(2 * spread);
+  mem(near = 0x800, spread = 0x200, align = 1): { text: string; off: number } {
+    const off = (near - spread + this.rng.int(2 * spread)) & ~(align - 1);
     const addr = SCRATCH_BASE + off;
     const form = this.rng.int(5);
     const free = (avoidSp: boolean): number | undefined => {
@@ -1002,6 +1005,31 @@ function templates(bitness: Bitness): Template[] {
         },
       });
   }
+
+  // CMPXCHG8B / CMPXCHG16B (memory only; 16B needs a 16-byte aligned operand).
+  for (const wide of bitness === 64 ? [false, true] : [false])
+    T.push({
+      cls: wide ? 'cmpxchg16b' : 'cmpxchg8b',
+      width: 64,
+      make(b) {
+        const half: Width = wide ? 64 : 32;
+        for (const r of [0, 1, 2, 3]) b.claim(r);
+        const m = b.mem(0x800, 0x200, wide ? 16 : 1);
+        const lo = value(b.rng, half);
+        const hi = value(b.rng, half);
+        const eq = b.rng.bool();
+        b.set(b.fixedReg(0, half), half, eq ? lo : value(b.rng, half));
+        b.set(b.fixedReg(2, half), half, eq || b.rng.bool() ? hi : value(b.rng, half));
+        b.set(b.fixedReg(3, half), half, value(b.rng, half));
+        b.set(b.fixedReg(1, half), half, value(b.rng, half));
+        b.poke(m.off, lo, half / 8);
+        b.poke(m.off + half / 8, hi, half / 8);
+        return {
+          form: eq ? 'equal' : 'differ',
+          body: `${lockable(b)}${wide ? 'cmpxchg16b' : 'cmpxchg8b'} ${m.text}`,
+        };
+      },
+    });
 
   // LEA with many addressing forms (no memory access: any register values).
   for (const w of W16)
