@@ -438,13 +438,15 @@ function lslTypes(cpu: CpuInternals): number {
  * LAR (SDM vol. 2 "LAR"): access rights of `sel`, or -1 when the selector
  * is null, beyond the table, of a type LAR rejects, or not visible at
  * CPL/RPL (the instruction then clears ZF and leaves the destination).
- * The result is dword 1 of the descriptor masked with 0x00F0FF00 (the
- * caller masks further to 0xFF00 for a 16-bit operand). Only #PF can be
+ * The result is dword 1 of the descriptor masked with 0x00FFFF00 (the SDM
+ * leaves bits 16-19 undefined; processors return the descriptor's limit
+ * bits there, and so does the engine); the caller masks further to 0xFF00
+ * for a 16-bit operand. Only #PF can be
  * raised (descriptor read). #UD outside protected mode is the caller's.
  */
 export function lar(cpu: CpuInternals, sel: number): number {
   const d = inspect(cpu, sel, larTypes(cpu));
-  return d ? (d.w1 & 0x00f0ff00) >>> 0 : -1;
+  return d ? (d.w1 & 0x00ffff00) >>> 0 : -1;
 }
 
 /** LSL (SDM vol. 2 "LSL"): the expanded limit (bytes, unsigned) or -1 when invalid (ZF cleared). */
