@@ -21,8 +21,9 @@
  *   `coredump-destroy`, `coredump-restart` and `soft-reset` are refused as
  *   unsupported). Relative `kernel`, `ramdisk` and disk paths are resolved
  *   against the configuration file's directory.
- * - refused (they would change what the guest sees and pvscope does not
- *   model them): see REFUSED_KEYS below.
+ * - refused when set to anything but an empty string or list (they would
+ *   change what the guest sees and pvscope does not model them): see
+ *   REFUSED_KEYS below.
  * - ignored (no effect on a PV guest inside pvscope, e.g. `uuid`,
  *   scheduling, HVM-only and display keys): see IGNORED_KEYS below.
  * - anything else is ignored with a warning, as xl ignores unknown keys.
@@ -268,6 +269,7 @@ function parseXlSyntax(text: string): XlEntry[] {
           i++;
           break;
         }
+        if (i >= n) err(key, 'unterminated list (missing "]")');
         err(key, `expected "," or "]" in list, found ${describe(text[i])}`);
       }
       return { kind: 'list', v: items };
