@@ -1,3 +1,295 @@
-// pvscope CLI entry point (filled in by the Xen model work).
-process.stderr.write('pvscope: not built yet\n');
-process.exit(2);
+/**
+ * `pvscope run`: run a Xen PV guest headless (docs/trace-format.md for --trace).
+ *
+ * Exit status: 0 powered off; 1 crashed (reason and guest PC on stderr);
+ * 2 bad usage or configuration; 3 timeout or instruction limit; 4 reboot.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { createMachine, MachineConfigError, type TraceKind } from '../engine/machine';
+import type { DomainConfig } from '../engine/machine-api';
+import { parseXlConfig, parseDiskSpec, ConfigError } from '../engine/xen/config';
+import { getRip } from '../engine/xen/regs';
+
+const USAGE = `usage: pvscope run [domain.cfg] [--kernel F] [--ramdisk F] [--cmdline S] [--memory MiB] [--vcpus N]
+                   [--disk SPEC]... [--input TEXT] [--input-file F] [--timeout S] [--max-instructions N]
+                   [--trace hypercalls,events,grants,faults] [--trace-file F] [--default-guest]`;
+
+class UsageError extends Error {}
+
+function die(code: number, msg: string): never {
+  process.stderr.write(`pvscope: ${msg}\n`);
+  process.exit(code);
+}
+
+function unescape(s: string): string {
+  return s.replace(/\\(n|r|t|e|\\|x[0-9a-fA-F]{2})/g, (_m, c: string) => {
+    if (c === 'n') return '\n';
+    if (c === 'r') return '\r';
+    if (c === 't') return '\t';
+    if (c === 'e') return '\x1b';
+    if (c === '\\') return '\\';
+    return String.fromCharCode(parseInt(c.slice(1), 16));
+  });
+}
+
+interface Options {
+  cfg?: string;
+  kernel?: string;
+  ramdisk?: string;
+  cmdline?: string;
+  memory?: number;
+  vcpus?: number;
+  disks: string[];
+  input?: string;
+  timeout?: number;
+  maxInstructions?: number;
+  trace?: Set<TraceKind>;
+  traceFile?: string;
+  defaultGuest: boolean;
+}
+
+function parseArgs(argv: string[]): Options {
+  if (argv[0] !== 'run')
+    throw new UsageError(argv.length ? `unknown command '${argv[0]}'` : 'missing command');
+  const o: Options = { disks: [], defaultGuest: false };
+  const num = (name: string, v: string | undefined, int = true): number => {
+    if (v === undefined) throw new UsageError(`${name} needs a value`);
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0 || (int && !Number.isInteger(n)))
+      throw new UsageError(`${name}: bad value '${v}'`);
+    return n;
+  };
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new UsageError(`${a} needs a value`);
+      return v;
+    };
+    switch (a) {
+      case '--kernel':
+        o.kernel = val();
+        break;
+      case '--ramdisk':
+        o.ramdisk = val();
+        break;
+      case '--cmdline':
+        o.cmdline = val();
+        break;
+      case '--memory':
+        o.memory = num(a, argv[++i]);
+        break;
+      case '--vcpus':
+        o.vcpus = num(a, argv[++i]);
+        break;
+      case '--disk':
+        o.disks.push(val());
+        break;
+      case '--input':
+        o.input = (o.input ?? '') + unescape(val());
+        break;
+      case '--input-file': {
+        const f = val();
+        try {
+          o.input = (o.input ?? '') + fs.readFileSync(f, 'latin1');
+        } catch (e) {
+          throw new UsageError(`--input-file: cannot read ${f}: ${(e as Error).message}`);
+        }
+        break;
+      }
+      case '--timeout':
+        o.timeout = num(a, argv[++i], false);
+        break;
+      case '--max-instructions':
+        o.maxInstructions = num(a, argv[++i]);
+        break;
+      case '--trace': {
+        const kinds = val()
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
+        const ok = ['hypercalls', 'events', 'grants', 'faults'];
+        for (const k of kinds)
+          if (!ok.includes(k)) throw new UsageError(`--trace: unknown kind '${k}' (use ${ok.join(',')})`);
+        o.trace = new Set(kinds as TraceKind[]);
+        break;
+      }
+      case '--trace-file':
+        o.traceFile = val();
+        break;
+      case '--default-guest':
+        o.defaultGuest = true;
+        break;
+      case '-h':
+      case '--help':
+        process.stdout.write(USAGE + '\n');
+        process.exit(0);
+      default:
+        if (a.startsWith('-')) throw new UsageError(`unknown option '${a}'`);
+        if (o.cfg) throw new UsageError(`unexpected argument '${a}'`);
+        o.cfg = a;
+    }
+  }
+  return o;
+}
+
+/** Fetches Debian's PV GRUB (grub-xen-host) into .cache/debian/ on first use. */
+function defaultGuestPath(): string {
+  const root = path.resolve(__dirname, '..');
+  const dir = path.join(root, '.cache', 'debian', 'grub-xen-host');
+  const target = path.join(dir, 'root', 'usr/lib/grub-xen/grub-x86_64-xen.bin');
+  if (fs.existsSync(target)) return target;
+  fs.mkdirSync(dir, { recursive: true });
+  try {
+    execFileSync('apt-get', ['download', 'grub-xen-host'], { cwd: dir, stdio: 'pipe' });
+  } catch (e) {
+    die(
+      2,
+      `--default-guest needs Debian's grub-xen-host package, fetched with 'apt-get download', which failed ` +
+        `(${(e as Error).message.split('\n')[0]}). Install apt-get or pass --kernel with a PV kernel.`,
+    );
+  }
+  const deb = fs.readdirSync(dir).find((f) => f.startsWith('grub-xen-host') && f.endsWith('.deb'));
+  if (!deb) die(2, 'apt-get download grub-xen-host produced no package');
+  execFileSync('dpkg-deb', ['-x', path.join(dir, deb), path.join(dir, 'root')], { stdio: 'pipe' });
+  if (!fs.existsSync(target)) die(2, `grub-xen-host has no ${target}`);
+  return target;
+}
+
+function main(): void {
+  let o: Options;
+  try {
+    o = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    die(2, `${(e as Error).message}\n${USAGE}`);
+  }
+  let config: DomainConfig;
+  try {
+    if (o.cfg) {
+      const text = fs.readFileSync(o.cfg, 'utf8');
+      config = parseXlConfig(text, path.dirname(path.resolve(o.cfg)));
+    } else {
+      const kernel = o.defaultGuest ? defaultGuestPath() : o.kernel;
+      if (!kernel)
+        throw new UsageError('no kernel: give a domain configuration file, --kernel or --default-guest');
+      config = { name: path.basename(kernel), kernel, memory: 256, vcpus: 1, disks: [], vifs: [] };
+    }
+    if (o.kernel) config.kernel = path.resolve(o.kernel);
+    if (o.ramdisk) config.ramdisk = path.resolve(o.ramdisk);
+    if (o.cmdline !== undefined) config.cmdline = o.cmdline;
+    if (o.memory) config.memory = o.memory;
+    if (o.vcpus) config.vcpus = o.vcpus;
+    for (const d of o.disks) config.disks.push(parseDiskSpec(d, process.cwd()));
+  } catch (e) {
+    if (e instanceof ConfigError || e instanceof UsageError) die(2, e.message);
+    die(2, (e as Error).message);
+  }
+
+  let traceOut: ((line: string) => void) | undefined;
+  let traceFd = -1;
+  if (o.trace || o.traceFile) {
+    if (o.traceFile) {
+      try {
+        traceFd = fs.openSync(o.traceFile, 'w');
+      } catch (e) {
+        die(2, `--trace-file: cannot open ${o.traceFile}: ${(e as Error).message}`);
+      }
+      traceOut = (l) => fs.writeSync(traceFd, l + '\n');
+    } else traceOut = (l) => process.stderr.write(l + '\n');
+  }
+  let m: ReturnType<typeof createMachine>;
+  try {
+    m = createMachine(config, {
+      trace: traceOut
+        ? { kinds: o.trace ?? new Set(['hypercalls', 'events', 'grants', 'faults']), sink: traceOut }
+        : undefined,
+      onConsoleIo: (d) => process.stdout.write(d),
+    });
+  } catch (e) {
+    if (e instanceof MachineConfigError) die(2, e.message);
+    die(2, (e as Error).message);
+  }
+  m.console.onOutput((d) => process.stdout.write(d));
+
+  const interactive = process.stdin.isTTY && o.input === undefined;
+  let quit = false;
+  if (interactive) {
+    process.stdin.setRawMode(true);
+    process.stdin.resume();
+    process.stdin.on('data', (b: Buffer) => {
+      if (b.includes(0x1d)) {
+        quit = true;
+        return;
+      }
+      m.console.input(new Uint8Array(b));
+    });
+    process.stderr.write('pvscope: interactive console (Ctrl-] to quit)\n');
+  }
+  // Scripted input: typed a few bytes at a time, once the guest has had time to start reading.
+  const pendingInput = o.input !== undefined ? Buffer.from(o.input, 'latin1') : Buffer.alloc(0);
+  let inputPos = 0;
+  let sawOutput = false;
+  let lastOut = 0;
+  m.console.onOutput(() => {
+    sawOutput = true;
+    lastOut = m.info.instructionsRetired;
+  });
+
+  const start = Date.now();
+  const limit = o.maxInstructions ?? Infinity;
+  const finish = (code: number) => {
+    if (interactive) process.stdin.setRawMode(false);
+    if (traceFd >= 0) fs.closeSync(traceFd);
+    m.destroy();
+    process.exit(code);
+  };
+  const tick = () => {
+    for (let i = 0; i < 50; i++) {
+      if (quit) {
+        process.stderr.write('\npvscope: quit\n');
+        return finish(0);
+      }
+      const budget = Math.min(1_000_000, limit - m.info.instructionsRetired);
+      if (budget <= 0) {
+        process.stderr.write(`\npvscope: instruction limit reached (${limit})\n`);
+        return finish(3);
+      }
+      const s = m.run(budget);
+      // Feed scripted input when the guest has been quiet for a while (it is waiting for keys).
+      if (inputPos < pendingInput.length && sawOutput && m.info.instructionsRetired - lastOut > 2_000_000) {
+        const chunk = pendingInput.subarray(inputPos, inputPos + 16);
+        inputPos += chunk.length;
+        m.console.input(new Uint8Array(chunk));
+        lastOut = m.info.instructionsRetired;
+      }
+      if (s.kind === 'shutdown') {
+        const v0 = m.dom.vcpus[0];
+        if (m.dom.crashed !== null) {
+          process.stderr.write(
+            `\npvscope: domain crashed: ${m.dom.crashed}\npvscope: guest PC 0x${getRip(v0.cpu).toString(16)}\n`,
+          );
+          return finish(1);
+        }
+        if (s.reason === 'reboot') {
+          process.stderr.write('\npvscope: the guest asked to reboot\n');
+          return finish(4);
+        }
+        process.stderr.write(`\npvscope: domain shut down (${s.reason})\n`);
+        return finish(s.reason === 'poweroff' ? 0 : 1);
+      }
+      if (s.kind === 'filter' && s.filter === 'crash') {
+        continue;
+      }
+    }
+    if (o.timeout !== undefined && (Date.now() - start) / 1000 > o.timeout) {
+      process.stderr.write(`\npvscope: timeout after ${o.timeout} s\n`);
+      return finish(3);
+    }
+    setImmediate(tick);
+  };
+  tick();
+}
+
+main();
