@@ -36,7 +36,8 @@ export class FakeCpu {
     readonly mem: MachineMemory,
     readonly bits: 32 | 64,
   ) {}
-  translate(linLo: number, linHi: number, access: number, user: boolean): number {
+  translate(linLo: number, linHi: number, access: number, user: boolean, setAD = false): number {
+    void setAD;
     const va = (BigInt(linHi >>> 0) << 32n) | BigInt(linLo >>> 0);
     const write = access === 1;
     const st = this.state;
