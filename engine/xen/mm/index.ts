@@ -814,6 +814,13 @@ export class PvMm {
       this.compatXenL2[s] = pteLo(g, hvRw);
       this.compatXenL2[s + 1] = pteHi(g, 0);
     }
+    // Tables validated before this call get Xen's entries now.
+    for (let i = 0; i < mem.frameCount; i++) {
+      if (!this.typeCount[i] || !(this.pflags[i] & PF_VALIDATED)) continue;
+      const mfn = mem.mfnBase + i;
+      if (this.ptype[i] === PGT_L4) this.writeXenL4Slots(mfn, true);
+      else if (this.ptype[i] === PGT_L2 && this.pflags[i] & PF_PAE_XEN_L2) this.writeCompatXenSlots(mfn);
+    }
     for (const v of this.dom.vcpus) this.refreshGdtWindow(v);
   }
 
