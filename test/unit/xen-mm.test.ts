@@ -624,6 +624,28 @@ describe('xen-mm: PV MMU (page types, validation, hypercalls)', () => {
     assert.equal(mm.pageInfo(mfnOf(350)).type, 'l1');
   });
 
+  it('lets the guest map Xen pages shared with it (shared_info, grant frames), never as tables', () => {
+    const { d, mm } = setup(64);
+    const si = d.allocXenFrame();
+    const gt = d.allocXenFrame();
+    (d as unknown as { sharedInfoMfn: number }).sharedInfoMfn = si;
+    (d as unknown as { gnttab: { frames: number[] } }).gnttab = { frames: [gt] };
+    const map = (slot: number, mfn: number, flags: number): number =>
+      mm.mmuUpdate(d.vcpus[0], mmuReqs(d, [[eaddr(BOOT.l1, slot), (BigInt(mfn) << 12n) | BigInt(flags)]]));
+    assert.equal(map(300, si, P | RW | US), 0, d.lastReason());
+    assert.equal(map(301, gt, P | RW | US), 0, d.lastReason());
+    assert.equal(mm.pageInfo(si).type, 'writable');
+    assert.equal(mm.pin(1, si), -EINVAL);
+    // Other Xen frames stay off limits.
+    const other = d.allocXenFrame();
+    assert.equal(map(302, other, P | US), -EBUSY);
+    assert.match(d.lastReason(), /real_pg_owner d32754/);
+    // Explicit registration works too (read-only share).
+    mm.shareWithGuest(other, false);
+    assert.equal(map(302, other, P | US), 0);
+    assert.equal(map(303, other, P | RW | US), -EBUSY);
+  });
+
   it('uses MMU_NORMAL_PT_UPDATE as a plain write on non-table frames', () => {
     const { d, mm } = setup(64);
     assert.equal(

@@ -270,11 +270,32 @@ export class PvMm {
     return Number.isInteger(i) && i >= 0 && i < this.dom.mem.frameCount ? i : -1;
   }
 
-  /** Owner as Xen's page_get_owner sees it: shared Xen frames count as the guest's. */
+  /**
+   * Owner as Xen's page_get_owner sees it. Xen assigns the frames it shares
+   * with a guest (share_xen_page_with_guest: shared_info, grant-table
+   * frames) to that guest, so L1 entries may map them; here they are owned
+   * by DOMID_XEN, so they count as the guest's when registered with
+   * shareWithGuest() or when the domain object names them (`sharedInfoMfn`,
+   * `gnttab.frames`, as engine/xen/domain.ts has them).
+   */
   private owner(mfn: number): number {
     if (this.shared.has(mfn)) return this.dom.domid;
     if (this.idx(mfn) < 0) return -1;
-    return this.dom.frameOwner(mfn);
+    const o = this.dom.frameOwner(mfn);
+    if (o === DOMID_XEN && this.sharedByDomain(mfn)) return this.dom.domid;
+    return o;
+  }
+
+  /** A Xen frame shared with the guest (always typed writable in Xen). */
+  private isXenShared(mfn: number): boolean {
+    return this.shared.has(mfn) || (this.dom.frameOwner(mfn) === DOMID_XEN && this.sharedByDomain(mfn));
+  }
+
+  private sharedByDomain(mfn: number): boolean {
+    const d = this.dom as unknown as { sharedInfoMfn?: unknown; gnttab?: { frames?: unknown } };
+    if (typeof d.sharedInfoMfn === 'number' && d.sharedInfoMfn === mfn && mfn !== 0) return true;
+    const frames = d.gnttab?.frames;
+    return Array.isArray(frames) && frames.includes(mfn);
   }
 
   private ownedBySelf(mfn: number): boolean {
@@ -306,6 +327,10 @@ export class PvMm {
     const i = this.idx(mfn);
     if (i < 0) {
       this.why = `mfn ${hex(mfn)} does not exist`;
+      return -EINVAL;
+    }
+    if (type !== PGT_WRITABLE && this.isXenShared(mfn)) {
+      this.why = `Bad type (saw writable != exp ${TYPE_NAMES[type]}) for Xen page mfn ${hex(mfn)} shared with the guest`;
       return -EINVAL;
     }
     const count = this.typeCount[i];
