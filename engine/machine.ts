@@ -29,7 +29,7 @@ import type {
 import { ExitReason } from './cpu/api';
 import { Reg, Seg, Vector, REG_NAMES64, SEG_NAMES } from './cpu/state';
 import { loadKernelImage, type LoadedImage } from './image/index';
-import { buildDomain, type BuildImage, type BuildResult } from './xen/builder';
+import { buildDomain, syncCompatCr3, type BuildImage, type BuildResult } from './xen/builder';
 import type { Domain, Vcpu } from './xen/domain';
 import { doHypercall, readHypercallRegs, hypercallNameOf, type HypercallEnv } from './xen/hypercall';
 import {
@@ -399,6 +399,7 @@ class PvMachine implements Machine {
     setRunstate(v, 0);
     const reason = cpu.run(n);
     const stop = this.handleExit(v, reason);
+    if (d.bits === 32) syncCompatCr3(v);
     if (stop) return stop;
     if (this.pendingStop) {
       const s = this.pendingStop;
@@ -625,7 +626,11 @@ class PvMachine implements Machine {
     if (before) {
       const rv = typeof r === 'bigint' ? r : r;
       const rs = typeof rv === 'number' && rv < 0 ? `-${errnoName(-rv)}` : `${rv}`;
-      this.traceLine('hypercalls', v, `hypercall ${before} = ${rs}`);
+      this.traceLine(
+        'hypercalls',
+        v,
+        `${before.startsWith('hypercall ') ? before : 'hypercall ' + before} = ${rs}`,
+      );
     }
     if (nr === 32 && args[0] === 4n) {
       const port = v.rd(args[1], 4);

@@ -387,6 +387,7 @@ export function buildDomain(img: BuildImage, opt: BuildOptions): BuildResult {
     v0.cpu.flushTlb(true);
     dom.trace(`builder: MMU pin=${pinRc} new_baseptr=${bpRc}; CR3 loaded directly`);
   }
+  syncCompatCr3(v0);
   v0.online = true;
   v0.runstate = 0;
   setRip(v0.cpu, img.entry & vmask);
@@ -438,7 +439,10 @@ export function setupCpu(v: Vcpu, tscPerInstruction: number): void {
     loadGuestSegment(v, Seg.SS, FLAT_KERNEL_SS64);
     for (const s of [Seg.DS, Seg.ES, Seg.FS, Seg.GS]) loadGuestSegment(v, s, 0);
   } else {
-    st.efer = Efer.NXE;
+    // Xen runs a 32-bit PV guest as a compat guest of a 64-bit hypervisor:
+    // long mode with a 32-bit code segment, the guest's PAE L3 under a
+    // per-vCPU L4 (syncCompatCr3).
+    st.efer = Efer.SCE | Efer.LME | Efer.LMA | Efer.NXE;
     st.cpl = 1;
     loadGuestSegment(v, Seg.CS, FLAT_RING1_CS);
     for (const s of [Seg.SS, Seg.DS, Seg.ES, Seg.FS, Seg.GS]) loadGuestSegment(v, s, FLAT_RING1_DS);
@@ -447,4 +451,38 @@ export function setupCpu(v: Vcpu, tscPerInstruction: number): void {
   const t = d.time;
   cpu.cpuid = xenCpuidPolicy(cpu.cpuid, t.k * 1_000_000, t.mul, t.shift);
   cpu.stateChanged();
+}
+
+/**
+ * 32-bit (compat) guests: the CPU runs in long mode, so CR3 points at a
+ * Xen-owned per-vCPU L4 whose slot 0 maps the guest's L3 (Xen's
+ * pv_l3 under the compat monitor table). Called after anything that may
+ * have changed the guest's base pointer. No-op for 64-bit guests.
+ */
+export function syncCompatCr3(v: Vcpu): void {
+  const d = v.domain;
+  if (d.bits !== 32 || v.kernelRootMfn === 0) return;
+  if (v.compatL4Mfn === 0) {
+    v.compatL4Mfn = d.allocXenFrame();
+    if (v.compatL4Mfn < 0) {
+      v.compatL4Mfn = 0;
+      d.crash('out of hypervisor frames for the compat L4');
+      return;
+    }
+  }
+  const cpu = v.cpu;
+  const l4 = v.compatL4Mfn;
+  const off = d.mem.mfnToOffset(l4);
+  const want = (v.kernelRootMfn * PAGE_SIZE + 0x67) >>> 0;
+  const wantHi = Math.floor(v.kernelRootMfn / 0x100000);
+  const cur = d.mem.read32(off);
+  const curHi = d.mem.read32(off + 4);
+  const cr3 = (cpu.state.cr3Lo >>> 0) + (cpu.state.cr3Hi >>> 0) * 0x100000000;
+  if (cur === want && curHi === wantHi && cr3 === l4 * PAGE_SIZE) return;
+  d.mem.write32(off, want);
+  d.mem.write32(off + 4, wantHi);
+  cpu.state.cr3Lo = (l4 * PAGE_SIZE) | 0;
+  cpu.state.cr3Hi = Math.floor(l4 / 0x100000);
+  cpu.stateChanged();
+  cpu.flushTlb(true);
 }
