@@ -1,0 +1,1443 @@
+/**
+ * The x86 CPU execution core: run loop, paging with a software TLB, lazy
+ * flags, the decoded-block cache (blocks compiled to JS functions by
+ * codegen.ts), breakpoints and watchpoints. System instructions go through
+ * `systemOps` (system.ts) via the `CpuInternals` contract.
+ *
+ * Sources: Intel SDM vol. 1 §3.4.3 (flags), vol. 3 ch. 4 (paging: 32-bit,
+ * PAE, 4-level; A/D bits, U/S, R/W with CR0.WP, NX, reserved bits, global
+ * pages, TLB invalidation §4.10.4), ch. 6 (exceptions, fault vs trap).
+ *
+ * Engine choices, documented:
+ *  - A page-table entry (or, with paging off, a linear address) that points
+ *    outside machine memory is treated as a reserved-bit violation: #PF with
+ *    P|RSVD in the error code (never a host crash).
+ *  - PAE PDPTEs are read at walk time (not cached at CR3 load).
+ *  - A store that modifies code of the block currently executing takes
+ *    effect at the next block boundary (blocks are at most one page and end
+ *    at every branch).
+ *  - With a watchpoint set, blocks are one instruction long.
+ */
+import type { CpuApi, CpuidPolicy } from './api';
+import type { CpuInternals } from './internals';
+import { CpuState } from './state';
+import type { MachineMemory } from '../memory/machine-memory';
+import { systemOps } from './system';
+import { defaultCpuidPolicy, MAXPHYADDR } from './cpuid';
+import { decode, decodeInfo, type Insn } from './decoder';
+import { compileBlock, type Block } from './codegen';
+import { execInsn } from './exec';
+
+/** TLB size in entries (direct-mapped, indexed by linear page number bits 0-11). */
+export const TLB_SIZE = 4096;
+const TLB_MASK = TLB_SIZE - 1;
+/** Tag value that never matches a page-aligned address. */
+const NO_TAG = 1;
+
+/** Arithmetic flag bits (CF PF AF ZF SF OF). */
+export const ARITH_FLAGS = 0x8d5;
+
+// Lazy flag kinds (low 4 bits of lfOp; size index 0-3 = 8/16/32/64 bits in bits 4-5).
+export const LF_EAGER = 0;
+export const LF_ADD = 1;
+export const LF_SUB = 2;
+export const LF_LOGIC = 3;
+export const LF_INC = 4;
+export const LF_DEC = 5;
+export const LF_SHL = 6;
+export const LF_SHR = 7;
+export const LF_SAR = 8;
+/** IMUL: flags from the result, CF=OF=lfCf. */
+export const LF_MUL = 9;
+
+const FAULT = { cpuFault: true };
+
+/** Parity flag lookup for the low byte of a result. */
+export const PARITY = new Uint8Array(256);
+for (let i = 0; i < 256; i++) {
+  let b = i;
+  b ^= b >> 4;
+  b ^= b >> 2;
+  b ^= b >> 1;
+  PARITY[i] = b & 1 ? 0 : 4;
+}
+
+/** Per-frame decoded blocks: lookup by page offset plus the list for invalidation. */
+interface FrameCode {
+  byOff: (Block | undefined)[];
+  all: Block[];
+}
+
+export class Cpu implements CpuInternals {
+  readonly state = new CpuState();
+  readonly mem: MachineMemory;
+  cpuid: CpuidPolicy = defaultCpuidPolicy();
+  tscPerInstruction = 1;
+  tscOffset = 0;
+
+  interceptExceptions = 0;
+  readonly interceptSoftInt = new Uint8Array(256);
+  interceptSyscall = false;
+  interceptSysenter = false;
+  interceptPrivileged = false;
+  singleStep = false;
+
+  exitVector = 0;
+  exitErrorCode = -1;
+  exitCr2Lo = 0;
+  exitCr2Hi = 0;
+  exitTrap = false;
+  exitInsnLength = 0;
+  exitPrivOp = 0;
+  exitPrivReg = 0;
+  exitPrivCr = 0;
+  exitPrivPort = 0;
+  exitPrivSize = 0;
+  exitPrivLinLo = 0;
+  exitPrivLinHi = 0;
+  exitWatchLinLo = 0;
+  exitWatchLinHi = 0;
+  exitWatchWrite = false;
+  exitDetail = '';
+  lastWalkError = 0;
+
+  tmpHi = 0;
+  insnRipLo = 0;
+  insnRipHi = 0;
+  insnLength = 0;
+
+  // ---- flags ----
+  /** Non-arithmetic RFLAGS bits (and bit 1); arithmetic bits live in the lazy state. */
+  rfl = 2;
+  /** Eager arithmetic flags, valid when lfOp == LF_EAGER. */
+  fl = 0;
+  lfOp = 0;
+  lfA = 0;
+  lfB = 0;
+  lfR = 0;
+  lfAH = 0;
+  lfBH = 0;
+  lfRH = 0;
+  lfCf = 0;
+
+  // ---- TLB (direct-mapped; tag arrays hold the page-aligned linear address low half when the access kind is allowed) ----
+  readonly tlbHi = new Int32Array(TLB_SIZE);
+  readonly tlbPage = new Int32Array(TLB_SIZE).fill(NO_TAG);
+  readonly tlbOff = new Int32Array(TLB_SIZE);
+  readonly tlbGlobal = new Uint8Array(TLB_SIZE);
+  readonly tagRK = new Int32Array(TLB_SIZE).fill(NO_TAG);
+  readonly tagWK = new Int32Array(TLB_SIZE).fill(NO_TAG);
+  readonly tagXK = new Int32Array(TLB_SIZE).fill(NO_TAG);
+  readonly tagRU = new Int32Array(TLB_SIZE).fill(NO_TAG);
+  readonly tagWU = new Int32Array(TLB_SIZE).fill(NO_TAG);
+  readonly tagXU = new Int32Array(TLB_SIZE).fill(NO_TAG);
+  readonly dv: DataView;
+  readonly u8: Uint8Array;
+
+  // ---- derived mode state ----
+  /** Block key: mode | user << 3 | flat << 4 | longTlb << 5. */
+  modeKey = 0;
+  curMode = 0;
+  /** Default operand size of the code segment in bytes (2, 4, 8). */
+  defSize = 4;
+  /** True when DS/ES/SS are flat 4 GiB segments with base 0 (32-bit modes). */
+  flat = true;
+  private savedCr0 = 0;
+  private savedCr3Lo = 0;
+  private savedCr3Hi = 0;
+  private savedCr4 = 0;
+  private savedEfer = 0;
+
+  // ---- code cache ----
+  private frames: (FrameCode | undefined)[];
+  /** Linear pages (key hi:lo>>>12) holding breakpoints -> count. */
+  private bpPages = new Map<string, number>();
+  private bps = new Set<string>();
+  private watches = new Map<number, { lo: number; hi: number; len: number; kind: number }>();
+  private watchPages = new Set<string>();
+  private nextWatchId = 1;
+  watchHit = false;
+
+  // ---- exits raised inside an instruction ----
+  private stopReq = false;
+  /** Instruction index in the block at which the current block faulted. */
+  faultIc = 0;
+  /** Pending exception / exit raised by fault()/privileged()/intercepts. */
+  private pendVector = 0;
+  private pendError = -1;
+  private pendCr2Lo = 0;
+  private pendCr2Hi = 0;
+  private pendIsPf = false;
+  /** 0 = exception; otherwise an ExitReason to return directly (SOFT_INT, SYSCALL, SYSENTER, PRIVILEGED). */
+  private pendExit = 0;
+  /** The faulting/exiting instruction completes (trap): RIP after it, counted as retired. */
+  private pendTrap = false;
+  /** Fault raised while delivering an exception (nesting depth). */
+  private delivering = 0;
+
+  constructor(mem: MachineMemory) {
+    this.mem = mem;
+    this.dv = mem.view;
+    this.u8 = mem.u8;
+    this.frames = new Array(mem.frameCount);
+    mem.onCodeWrite = (f: number) => this.invalidateFrame(f);
+    this.stateChanged();
+  }
+
+  // =====================================================================
+  // Flags
+  // =====================================================================
+
+  /** Arithmetic flags (CF PF AF ZF SF OF) from the lazy state (SDM vol. 1 §3.4.3.1). */
+  arith(): number {
+    const op = this.lfOp;
+    if (op === LF_EAGER) return this.fl;
+    const kind = op & 15;
+    const sz = op >> 4;
+    let f = 0;
+    if (sz === 3 && kind <= LF_DEC) {
+      const a = this.lfA,
+        ah = this.lfAH,
+        b = this.lfB,
+        bh = this.lfBH,
+        r = this.lfR,
+        rh = this.lfRH;
+      if ((r | rh) === 0) f |= 0x40;
+      if (rh < 0) f |= 0x80;
+      f |= PARITY[r & 0xff];
+      switch (kind) {
+        case LF_ADD:
+          if (rh >>> 0 < ah >>> 0 || (rh === ah && r >>> 0 < a >>> 0)) f |= 1;
+          if ((a ^ b ^ r) & 0x10) f |= 0x10;
+          if (((ah ^ rh) & (bh ^ rh)) < 0) f |= 0x800;
+          break;
+        case LF_SUB:
+          if (ah >>> 0 < bh >>> 0 || (ah === bh && a >>> 0 < b >>> 0)) f |= 1;
+          if ((a ^ b ^ r) & 0x10) f |= 0x10;
+          if (((ah ^ bh) & (ah ^ rh)) < 0) f |= 0x800;
+          break;
+        case LF_INC:
+          f |= this.lfCf;
+          if ((r & 0xf) === 0) f |= 0x10;
+          if (rh === -2147483648 && r === 0) f |= 0x800;
+          break;
+        case LF_DEC:
+          f |= this.lfCf;
+          if ((r & 0xf) === 0xf) f |= 0x10;
+          if (rh === 0x7fffffff && r === -1) f |= 0x800;
+          break;
+      }
+      return f;
+    }
+    const bits = 8 << sz;
+    const sb = bits === 32 ? -2147483648 : 1 << (bits - 1);
+    const m = bits === 32 ? -1 : (1 << bits) - 1;
+    const a = this.lfA,
+      b = this.lfB,
+      r = this.lfR;
+    if ((r & m) === 0) f |= 0x40;
+    if (r & sb) f |= 0x80;
+    f |= PARITY[r & 0xff];
+    switch (kind) {
+      case LF_ADD:
+        if ((r & m) >>> 0 < (a & m) >>> 0) f |= 1;
+        if ((a ^ b ^ r) & 0x10) f |= 0x10;
+        if ((a ^ r) & (b ^ r) & sb) f |= 0x800;
+        break;
+      case LF_SUB:
+        if ((a & m) >>> 0 < (b & m) >>> 0) f |= 1;
+        if ((a ^ b ^ r) & 0x10) f |= 0x10;
+        if ((a ^ b) & (a ^ r) & sb) f |= 0x800;
+        break;
+      case LF_LOGIC:
+        break;
+      case LF_INC:
+        f |= this.lfCf;
+        if ((r & 0xf) === 0) f |= 0x10;
+        if ((r & m) === (sb & m)) f |= 0x800;
+        break;
+      case LF_DEC:
+        f |= this.lfCf;
+        if ((r & 0xf) === 0xf) f |= 0x10;
+        if ((r & m) === ((sb - 1) & m)) f |= 0x800;
+        break;
+      case LF_SHL: {
+        const cf = b <= bits ? ((a & m) >>> (bits - b)) & 1 : 0;
+        f |= cf;
+        if ((r & sb ? 1 : 0) ^ cf) f |= 0x800;
+        break;
+      }
+      case LF_SHR:
+        f |= b <= 32 ? ((a & m) >>> (b - 1)) & 1 : 0;
+        if (a & sb) f |= 0x800;
+        break;
+      case LF_MUL:
+        if (this.lfCf) f |= 0x801;
+        break;
+      case LF_SAR: {
+        const sa = bits === 32 ? a : (a << (32 - bits)) >> (32 - bits);
+        f |= (sa >> (b - 1 > 31 ? 31 : b - 1)) & 1;
+        break;
+      }
+    }
+    return f;
+  }
+
+  /** CF as 0/1. */
+  getCF(): number {
+    return this.arith() & 1;
+  }
+
+  /** Evaluates condition code `cc` (0-15, the Jcc/SETcc/CMOVcc encoding) against the current flags. */
+  cond(cc: number): boolean {
+    const f = this.arith();
+    let r: boolean;
+    switch (cc >> 1) {
+      case 0:
+        r = (f & 0x800) !== 0;
+        break;
+      case 1:
+        r = (f & 1) !== 0;
+        break;
+      case 2:
+        r = (f & 0x40) !== 0;
+        break;
+      case 3:
+        r = (f & 0x41) !== 0;
+        break;
+      case 4:
+        r = (f & 0x80) !== 0;
+        break;
+      case 5:
+        r = (f & 4) !== 0;
+        break;
+      case 6:
+        r = ((f & 0x80) !== 0) !== ((f & 0x800) !== 0);
+        break;
+      default:
+        r = (f & 0x40) !== 0 || ((f & 0x80) !== 0) !== ((f & 0x800) !== 0);
+        break;
+    }
+    return cc & 1 ? !r : r;
+  }
+
+  /** Sets the arithmetic flags eagerly (bits outside ARITH_FLAGS ignored). */
+  setArith(f: number): void {
+    this.fl = f & ARITH_FLAGS;
+    this.lfOp = LF_EAGER;
+  }
+
+  getRflags(): number {
+    return ((this.rfl & ~ARITH_FLAGS) | this.arith() | 2) >>> 0;
+  }
+
+  setRflags(v: number): void {
+    this.rfl = (v & ~ARITH_FLAGS & 0x3f7fff) | 2;
+    this.fl = v & ARITH_FLAGS;
+    this.lfOp = LF_EAGER;
+  }
+
+  // =====================================================================
+  // Mode and derived state
+  // =====================================================================
+
+  mode(): number {
+    const s = this.state;
+    if (!(s.cr0 & 1)) return 0;
+    if (this.rfl & 0x20000) return 6;
+    const a = s.segAttr[1];
+    if (s.efer & 0x400) {
+      if (a & 0x200) return 5;
+      return a & 0x400 ? 4 : 3;
+    }
+    return a & 0x400 ? 2 : 1;
+  }
+
+  stateChanged(): void {
+    const s = this.state;
+    s.cpl &= 3;
+    const m = this.mode();
+    this.curMode = m;
+    this.defSize = m === 5 ? 8 : m === 2 || m === 4 ? 4 : 2;
+    let flat = true;
+    if (m !== 5) {
+      for (const sg of [0, 2, 3]) {
+        if (s.segBaseLo[sg] !== 0 || s.segLimit[sg] !== 0xffffffff) flat = false;
+      }
+      if (!(s.segAttr[2] & 0x400)) flat = false;
+    }
+    this.flat = flat;
+    const user = s.cpl === 3 ? 1 : 0;
+    const longTlb = s.efer & 0x400 ? 1 : 0;
+    this.modeKey = m | (user << 3) | ((flat ? 1 : 0) << 4) | (longTlb << 5);
+    // Paging configuration changes flush the TLB (SDM vol. 3 §4.10.4.1).
+    if (
+      ((s.cr0 ^ this.savedCr0) & 0x80010001) !== 0 ||
+      ((s.cr4 ^ this.savedCr4) & 0xb0) !== 0 ||
+      ((s.efer ^ this.savedEfer) & 0xd00) !== 0
+    ) {
+      this.flushTlb(true);
+    } else if (s.cr3Lo !== this.savedCr3Lo || s.cr3Hi !== this.savedCr3Hi) {
+      this.flushTlb(false);
+    }
+    this.savedCr0 = s.cr0;
+    this.savedCr3Lo = s.cr3Lo;
+    this.savedCr3Hi = s.cr3Hi;
+    this.savedCr4 = s.cr4;
+    this.savedEfer = s.efer;
+  }
+
+  setSegmentRaw(
+    seg: number,
+    selector: number,
+    baseLo: number,
+    baseHi: number,
+    limit: number,
+    attr: number,
+  ): void {
+    const s = this.state;
+    s.segSel[seg] = selector;
+    s.segBaseLo[seg] = baseLo | 0;
+    s.segBaseHi[seg] = baseHi | 0;
+    s.segLimit[seg] = limit >>> 0;
+    s.segAttr[seg] = attr | 0;
+    if (seg === 1) s.cpl = selector & 3;
+    this.stateChanged();
+  }
+
+  loadSegment(seg: number, selector: number): number {
+    try {
+      const r = systemOps.tryLoadSegment(this, seg, selector);
+      this.stateChanged();
+      return r;
+    } catch (e) {
+      if (e === FAULT) return (this.pendVector << 16) | (this.pendError & 0xffff);
+      throw e;
+    }
+  }
+
+  // =====================================================================
+  // Faults and exits
+  // =====================================================================
+
+  fault(vector: number, errorCode: number): never {
+    this.pendVector = vector;
+    this.pendError = errorCode;
+    this.pendIsPf = false;
+    this.pendExit = 0;
+    this.pendTrap = false;
+    throw FAULT;
+  }
+
+  pageFault(linLo: number, linHi: number, errorCode: number): never {
+    this.pendVector = 14;
+    this.pendError = errorCode;
+    this.pendCr2Lo = linLo | 0;
+    this.pendCr2Hi = linHi | 0;
+    this.pendIsPf = true;
+    this.pendExit = 0;
+    this.pendTrap = false;
+    throw FAULT;
+  }
+
+  /** Raise a trap-class exception (the instruction completes; RIP after it): #BP from INT3, #OF from INTO. */
+  trap(vector: number): never {
+    this.pendVector = vector;
+    this.pendError = -1;
+    this.pendIsPf = false;
+    this.pendExit = 0;
+    this.pendTrap = true;
+    throw FAULT;
+  }
+
+  /** Abort the instruction with a driver exit (SOFT_INT, SYSCALL, SYSENTER, PRIVILEGED); RIP stays at it. */
+  exitWith(reason: number): never {
+    this.pendExit = reason;
+    this.pendTrap = false;
+    this.exitInsnLength = this.insnLength;
+    throw FAULT;
+  }
+
+  privileged(op: number): never {
+    if (this.interceptPrivileged) {
+      this.exitPrivOp = op;
+      this.exitWith(5);
+    }
+    return this.fault(13, 0);
+  }
+
+  injectException(vector: number, errorCode: number): void {
+    const s = this.state;
+    try {
+      this.delivering++;
+      systemOps.deliverInterrupt(this, vector, errorCode, false, s.ripLo, s.ripHi);
+    } finally {
+      this.delivering--;
+      this.stateChanged();
+    }
+  }
+
+  deliverInterrupt(
+    vector: number,
+    errorCode: number,
+    software: boolean,
+    returnLo: number,
+    returnHi: number,
+  ): void {
+    systemOps.deliverInterrupt(this, vector, errorCode, software, returnLo, returnHi);
+  }
+
+  requestStop(): void {
+    this.stopReq = true;
+  }
+
+  skipInstruction(): void {
+    const s = this.state;
+    if (this.curMode === 5) {
+      const n = (s.ripLo >>> 0) + this.exitInsnLength;
+      s.ripLo = n | 0;
+      if (n > 0xffffffff) s.ripHi = (s.ripHi + 1) | 0;
+    } else if (this.defSize === 2) s.ripLo = (s.ripLo + this.exitInsnLength) & 0xffff;
+    else s.ripLo = (s.ripLo + this.exitInsnLength) | 0;
+  }
+
+  setRip(lo: number, hi: number): void {
+    this.state.ripLo = lo | 0;
+    this.state.ripHi = this.curMode === 5 ? hi | 0 : 0;
+  }
+
+  // =====================================================================
+  // TLB and paging
+  // =====================================================================
+
+  flushTlb(includeGlobal: boolean): void {
+    if (includeGlobal) {
+      this.tlbPage.fill(NO_TAG);
+      this.tagRK.fill(NO_TAG);
+      this.tagWK.fill(NO_TAG);
+      this.tagXK.fill(NO_TAG);
+      this.tagRU.fill(NO_TAG);
+      this.tagWU.fill(NO_TAG);
+      this.tagXU.fill(NO_TAG);
+      this.tlbGlobal.fill(0);
+      return;
+    }
+    const g = this.tlbGlobal;
+    for (let i = 0; i < TLB_SIZE; i++) {
+      if (!g[i]) this.dropSlot(i);
+    }
+  }
+
+  private dropSlot(i: number): void {
+    this.tlbPage[i] = NO_TAG;
+    this.tagRK[i] = NO_TAG;
+    this.tagWK[i] = NO_TAG;
+    this.tagXK[i] = NO_TAG;
+    this.tagRU[i] = NO_TAG;
+    this.tagWU[i] = NO_TAG;
+    this.tagXU[i] = NO_TAG;
+    this.tlbGlobal[i] = 0;
+  }
+
+  flushTlbPage(linLo: number, linHi: number): void {
+    const i = (linLo >>> 12) & TLB_MASK;
+    if (this.tlbPage[i] === (linLo & -4096) && this.tlbHi[i] === (linHi | 0)) this.dropSlot(i);
+  }
+
+  /** Removes write permission from every TLB entry mapping buffer page `frame` (so stores reach the slow path). */
+  private tlbDropWrites(frame: number): void {
+    const base = frame * 4096;
+    const to = this.tlbOff;
+    for (let i = 0; i < TLB_SIZE; i++) {
+      if (to[i] === base) {
+        this.tagWK[i] = NO_TAG;
+        this.tagWU[i] = NO_TAG;
+      }
+    }
+  }
+
+  translate(linLo: number, linHi: number, access: number, user: boolean, setAD: boolean): number {
+    return this.walk(linLo | 0, linHi | 0, access, user, setAD, false);
+  }
+
+  /** Canonical in 48-bit linear address space (SDM vol. 1 §3.3.7.1). */
+  static canonical(hi: number): boolean {
+    return (hi << 16) >> 16 === hi;
+  }
+
+  /**
+   * Page walk for linear (lo, hi). access 0 read, 1 write, 2 execute.
+   * @returns buffer offset of the byte, or -1 with `lastWalkError` = #PF error code.
+   *   With `fill`, installs the 4 KiB translation in the TLB.
+   */
+  private walk(lo: number, hi: number, access: number, user: boolean, setAD: boolean, fill: boolean): number {
+    const s = this.state;
+    const mem = this.mem;
+    const dv = this.dv;
+    const errBase = (access === 1 ? 2 : 0) | (user ? 4 : 0);
+    let maddr: number;
+    let allW = true;
+    let allU = true;
+    let nx = false;
+    let global = false;
+    let dirty = true;
+    const nxe = (s.efer & 0x800) !== 0;
+    const wp = (s.cr0 & 0x10000) !== 0;
+    const fetchBit = access === 2 && nxe ? 16 : 0;
+    if (!(s.cr0 & 0x80000000)) {
+      maddr = lo >>> 0;
+      if (hi !== 0) maddr += hi * 4294967296;
+      const off = mem.maddrToOffset(maddr);
+      if (off < 0) {
+        this.lastWalkError = errBase | 1 | 8;
+        return -1;
+      }
+      if (fill) this.fillTlb(lo, hi, off & -4096, true, true, true, true, false);
+      return off;
+    }
+    const rsvdHiMask = ~((1 << (MAXPHYADDR - 32)) - 1) & 0xfffff; // bits MAXPHYADDR..51 in the high half
+    // Records a table entry's A (and D) bit.
+    const setBits = (eoff: number, v: number, bits: number): void => {
+      if (setAD && (v & bits) !== bits) {
+        dv.setInt32(eoff, v | bits, true);
+        if (mem.codeFrames[eoff >>> 12]) mem.noteWrite(eoff, 4);
+      }
+    };
+    const fail = (err: number): number => {
+      this.lastWalkError = err | errBase | fetchBit;
+      return -1;
+    };
+    if (s.cr4 & 0x20) {
+      // PAE or 4-level paging: 64-bit entries.
+      let tableM: number; // machine address of the current table
+      let level: number;
+      let idxShift: number;
+      if (s.efer & 0x400) {
+        tableM = (s.cr3Lo & -4096) >>> 0;
+        tableM += (s.cr3Hi & 0xfffff) * 4294967296;
+        level = 4;
+      } else {
+        // PAE: PDPT of 4 entries at CR3[31:5].
+        const pdptOff = mem.maddrToOffset((s.cr3Lo & -32) >>> 0);
+        if (pdptOff < 0) return fail(1 | 8);
+        const eoff = pdptOff + ((lo >>> 30) << 3);
+        const eLo = dv.getInt32(eoff, true);
+        const eHi = dv.getInt32(eoff + 4, true);
+        if (!(eLo & 1)) return fail(0);
+        if (eLo & 0x1e6 || eHi & rsvdHiMask || eHi & 0x80000000) return fail(1 | 8);
+        tableM = ((eLo & -4096) >>> 0) + (eHi & 0xfffff) * 4294967296;
+        level = 2;
+      }
+      for (;;) {
+        idxShift = 12 + 9 * (level - 1);
+        let idx: number;
+        if (idxShift >= 32) idx = (hi >>> (idxShift - 32)) & 511;
+        else if (idxShift + 9 > 32) idx = ((lo >>> idxShift) | (hi << (32 - idxShift))) & 511;
+        else idx = (lo >>> idxShift) & 511;
+        const toff = mem.maddrToOffset(tableM);
+        if (toff < 0) return fail(1 | 8);
+        const eoff = toff + idx * 8;
+        const eLo = dv.getInt32(eoff, true);
+        const eHi = dv.getInt32(eoff + 4, true);
+        if (!(eLo & 1)) return fail(0);
+        if (eHi & rsvdHiMask) return fail(1 | 8);
+        if (eHi < 0) {
+          if (!nxe) return fail(1 | 8);
+          nx = true;
+        }
+        if (!(eLo & 2)) allW = false;
+        if (!(eLo & 4)) allU = false;
+        const ps = (eLo & 0x80) !== 0;
+        if (level === 4 && ps) return fail(1 | 8);
+        if (level === 1 || ps) {
+          if (level === 3 && ps && eLo & 0x3fffe000) return fail(1 | 8);
+          if (level === 2 && ps && eLo & 0x1fe000) return fail(1 | 8);
+          // Leaf: permission checks before touching A/D (SDM: no A/D update on a faulting access).
+          if (!this.permOk(access, user, allW, allU, nx, wp)) return fail(1);
+          global = (eLo & 0x100) !== 0 && (s.cr4 & 0x80) !== 0;
+          let pageM: number;
+          if (level === 1) pageM = ((eLo & -4096) >>> 0) + (eHi & 0xfffff) * 4294967296;
+          else {
+            // Large page: base from the entry plus the linear bits below the level.
+            const span = idxShift; // 21 or 30
+            const baseLo = (eLo & -4096 & ~((1 << span) - 1) & -1) >>> 0;
+            const inLo = span >= 32 ? lo >>> 0 : (lo & ((1 << span) - 1)) >>> 0;
+            pageM = baseLo + (eHi & 0xfffff) * 4294967296 + (inLo & ~0xfff);
+          }
+          const poff = mem.maddrToOffset(pageM);
+          if (poff < 0) return fail(1 | 8);
+          if (access === 1) setBits(eoff, eLo, 0x60);
+          else setBits(eoff, eLo, 0x20);
+          dirty = access === 1 || (eLo & 0x40) !== 0;
+          if (fill) this.fillTlbPerm(lo, hi, poff, allW, allU, nx, wp, dirty, global);
+          return poff + (lo & 0xfff);
+        }
+        setBits(eoff, eLo, 0x20);
+        tableM = ((eLo & -4096) >>> 0) + (eHi & 0xfffff) * 4294967296;
+        level--;
+      }
+    }
+    // Legacy 32-bit paging (SDM vol. 3 §4.3), PSE 4 MiB pages when CR4.PSE.
+    const pdOff = mem.maddrToOffset((s.cr3Lo & -4096) >>> 0);
+    if (pdOff < 0) return fail(1 | 8);
+    const pdeOff = pdOff + ((lo >>> 22) << 2);
+    const pde = dv.getInt32(pdeOff, true);
+    if (!(pde & 1)) return fail(0);
+    if (!(pde & 2)) allW = false;
+    if (!(pde & 4)) allU = false;
+    if (pde & 0x80 && s.cr4 & 0x10) {
+      if (!this.permOk(access, user, allW, allU, false, wp)) return fail(1);
+      const pageM = ((pde & 0xffc00000) >>> 0) + (lo & 0x3ff000);
+      const poff = mem.maddrToOffset(pageM);
+      if (poff < 0) return fail(1 | 8);
+      setBits(pdeOff, pde, access === 1 ? 0x60 : 0x20);
+      dirty = access === 1 || (pde & 0x40) !== 0;
+      global = (pde & 0x100) !== 0 && (s.cr4 & 0x80) !== 0;
+      if (fill) this.fillTlbPerm(lo, hi, poff, allW, allU, false, wp, dirty, global);
+      return poff + (lo & 0xfff);
+    }
+    const ptOff = mem.maddrToOffset((pde & -4096) >>> 0);
+    if (ptOff < 0) return fail(1 | 8);
+    const pteOff = ptOff + (((lo >>> 12) & 1023) << 2);
+    const pte = dv.getInt32(pteOff, true);
+    if (!(pte & 1)) return fail(0);
+    if (!(pte & 2)) allW = false;
+    if (!(pte & 4)) allU = false;
+    if (!this.permOk(access, user, allW, allU, false, wp)) return fail(1);
+    const poff = mem.maddrToOffset((pte & -4096) >>> 0);
+    if (poff < 0) return fail(1 | 8);
+    setBits(pdeOff, pde, 0x20);
+    setBits(pteOff, pte, access === 1 ? 0x60 : 0x20);
+    dirty = access === 1 || (pte & 0x40) !== 0;
+    global = (pte & 0x100) !== 0 && (s.cr4 & 0x80) !== 0;
+    if (fill) this.fillTlbPerm(lo, hi, poff, allW, allU, false, wp, dirty, global);
+    return poff + (lo & 0xfff);
+  }
+
+  private permOk(
+    access: number,
+    user: boolean,
+    allW: boolean,
+    allU: boolean,
+    nx: boolean,
+    wp: boolean,
+  ): boolean {
+    if (user && !allU) return false;
+    if (access === 1) {
+      if (!allW && (user || wp)) return false;
+    } else if (access === 2) {
+      if (nx) return false;
+    }
+    return true;
+  }
+
+  private fillTlbPerm(
+    lo: number,
+    hi: number,
+    poff: number,
+    allW: boolean,
+    allU: boolean,
+    nx: boolean,
+    wp: boolean,
+    dirty: boolean,
+    global: boolean,
+  ): void {
+    const wK = (allW || !wp) && dirty;
+    const wU = allU && allW && dirty;
+    this.fillTlb(lo, hi, poff, wK, allU, wU, !nx, global);
+    if (!allU) {
+      const i = (lo >>> 12) & TLB_MASK;
+      this.tagRU[i] = NO_TAG;
+      this.tagXU[i] = NO_TAG;
+    }
+  }
+
+  private fillTlb(
+    lo: number,
+    hi: number,
+    poff: number,
+    wK: boolean,
+    rU: boolean,
+    wU: boolean,
+    x: boolean,
+    global: boolean,
+  ): void {
+    if (this.watchPages.size && this.watchPages.has(pageKey(lo, hi))) return;
+    const i = (lo >>> 12) & TLB_MASK;
+    const page = lo & -4096;
+    if (this.tlbPage[i] !== page || this.tlbHi[i] !== hi || this.tlbOff[i] !== poff) {
+      this.dropSlot(i);
+      this.tlbPage[i] = page;
+      this.tlbHi[i] = hi;
+      this.tlbOff[i] = poff;
+    }
+    this.tlbGlobal[i] = global ? 1 : 0;
+    this.tagRK[i] = page;
+    const code = this.mem.codeFrames[poff >>> 12] !== 0;
+    if (wK && !code) this.tagWK[i] = page;
+    if (x) this.tagXK[i] = page;
+    if (rU) {
+      this.tagRU[i] = page;
+      if (x) this.tagXU[i] = page;
+      if (wU && !code) this.tagWU[i] = page;
+    }
+  }
+
+  /**
+   * Translates for an access by the running code, filling the TLB; raises
+   * #PF (or #GP for a non-canonical address in IA-32e mode) on failure.
+   * @returns buffer offset of the byte at (lo, hi)
+   */
+  xlate(lo: number, hi: number, access: number, user: boolean): number {
+    if (this.state.efer & 0x400) {
+      if (!Cpu.canonical(hi)) this.fault(13, 0);
+    } else hi = 0;
+    const i = (lo >>> 12) & TLB_MASK;
+    const tags =
+      access === 0
+        ? user
+          ? this.tagRU
+          : this.tagRK
+        : access === 1
+          ? user
+            ? this.tagWU
+            : this.tagWK
+          : user
+            ? this.tagXU
+            : this.tagXK;
+    if (tags[i] === (lo & -4096) && this.tlbHi[i] === hi) return this.tlbOff[i] + (lo & 0xfff);
+    const off = this.walk(lo, hi, access, user, true, true);
+    if (off < 0) this.pageFault(lo, hi, this.lastWalkError);
+    if (access === 1) {
+      const f = off >>> 12;
+      if (this.mem.codeFrames[f]) this.invalidateFrame(f);
+    }
+    if (this.watchPages.size) this.checkWatch(lo, hi, access === 1);
+    return off;
+  }
+
+  private checkWatch(lo: number, hi: number, write: boolean): void {
+    if (!this.watchPages.has(pageKey(lo, hi))) return;
+    for (const w of this.watches.values()) {
+      if (w.hi !== hi) continue;
+      const d = ((lo >>> 0) - (w.lo >>> 0)) >>> 0;
+      if (d < w.len && w.kind & (write ? 2 : 1)) {
+        this.watchHit = true;
+        this.exitWatchLinLo = lo;
+        this.exitWatchLinHi = hi;
+        this.exitWatchWrite = write;
+      }
+    }
+  }
+
+  // ---- data access slow paths (TLB miss, page crossing, watched pages, code frames) ----
+
+  /** Read `size` (1, 2, 4, 8) bytes at linear (lo, hi) as the current CPL. 8: lo returned, hi in tmpHi. */
+  rdS(lo: number, hi: number, size: number): number {
+    return this.rdAny(lo, hi, size, this.state.cpl === 3);
+  }
+
+  wrS(lo: number, hi: number, size: number, v: number, vh: number): void {
+    this.wrAny(lo, hi, size, v, vh, this.state.cpl === 3);
+  }
+
+  private rdAny(lo: number, hi: number, size: number, user: boolean): number {
+    lo |= 0;
+    hi |= 0;
+    const po = lo & 0xfff;
+    if (po + size > 4096) {
+      // Crosses a page: translate both pages first (fault before any effect).
+      const n = (lo >>> 0) + 4096 - po;
+      const lo2 = n | 0;
+      const hi2 = this.curMode === 5 || this.state.efer & 0x400 ? (hi + (n > 0xffffffff ? 1 : 0)) | 0 : 0;
+      const o1 = this.xlate(lo, hi, 0, user);
+      const o2 = this.xlate(lo2, hi2, 0, user);
+      const k = 4096 - po;
+      let vlo = 0;
+      let vhi = 0;
+      for (let j = 0; j < size; j++) {
+        const b = j < k ? this.u8[o1 + j] : this.u8[o2 + j - k];
+        if (j < 4) vlo |= b << (8 * j);
+        else vhi |= b << (8 * (j - 4));
+      }
+      this.tmpHi = vhi;
+      return size === 4 || size === 8 ? vlo : vlo >>> 0;
+    }
+    const o = this.xlate(lo, hi, 0, user);
+    const dv = this.dv;
+    switch (size) {
+      case 1:
+        return this.u8[o];
+      case 2:
+        return dv.getUint16(o, true);
+      case 4:
+        return dv.getInt32(o, true);
+      default:
+        this.tmpHi = dv.getInt32(o + 4, true);
+        return dv.getInt32(o, true);
+    }
+  }
+
+  private wrAny(lo: number, hi: number, size: number, v: number, vh: number, user: boolean): void {
+    lo |= 0;
+    hi |= 0;
+    const po = lo & 0xfff;
+    if (po + size > 4096) {
+      const n = (lo >>> 0) + 4096 - po;
+      const lo2 = n | 0;
+      const hi2 = this.state.efer & 0x400 ? (hi + (n > 0xffffffff ? 1 : 0)) | 0 : 0;
+      const o1 = this.xlate(lo, hi, 1, user);
+      const o2 = this.xlate(lo2, hi2, 1, user);
+      const k = 4096 - po;
+      for (let j = 0; j < size; j++) {
+        const b = (j < 4 ? v >>> (8 * j) : vh >>> (8 * (j - 4))) & 0xff;
+        if (j < k) this.u8[o1 + j] = b;
+        else this.u8[o2 + j - k] = b;
+      }
+      return;
+    }
+    const o = this.xlate(lo, hi, 1, user);
+    const dv = this.dv;
+    switch (size) {
+      case 1:
+        this.u8[o] = v;
+        break;
+      case 2:
+        dv.setUint16(o, v, true);
+        break;
+      case 4:
+        dv.setInt32(o, v, true);
+        break;
+      default:
+        dv.setInt32(o, v, true);
+        dv.setInt32(o + 4, vh, true);
+    }
+  }
+
+  linRead8(lo: number, hi: number, user: boolean): number {
+    return this.rdAny(lo, hi, 1, user);
+  }
+  linRead16(lo: number, hi: number, user: boolean): number {
+    return this.rdAny(lo, hi, 2, user);
+  }
+  linRead32(lo: number, hi: number, user: boolean): number {
+    return this.rdAny(lo, hi, 4, user);
+  }
+  linRead64(lo: number, hi: number, user: boolean): number {
+    return this.rdAny(lo, hi, 8, user);
+  }
+  linWrite8(lo: number, hi: number, v: number, user: boolean): void {
+    this.wrAny(lo, hi, 1, v, 0, user);
+  }
+  linWrite16(lo: number, hi: number, v: number, user: boolean): void {
+    this.wrAny(lo, hi, 2, v, 0, user);
+  }
+  linWrite32(lo: number, hi: number, v: number, user: boolean): void {
+    this.wrAny(lo, hi, 4, v, 0, user);
+  }
+  linWrite64(lo: number, hi: number, vLo: number, vHi: number, user: boolean): void {
+    this.wrAny(lo, hi, 8, vLo, vHi, user);
+  }
+
+  /**
+   * Segment-relative offset to linear address for 32/16-bit modes with
+   * non-flat segments: adds the base and checks the limit (expand-up and
+   * expand-down), raising #GP(0) or #SS(0) (SDM vol. 3 §5.3).
+   * @returns the linear address (low half; high half is 0)
+   */
+  segLin(seg: number, off: number, size: number, write: boolean): number {
+    const s = this.state;
+    const attr = s.segAttr[seg];
+    const vec = seg === 2 ? 12 : 13;
+    if (this.curMode === 0 || this.curMode === 6) return (s.segBaseLo[seg] + (off & 0xffff)) | 0;
+    if (attr & 0x10000) this.fault(vec, 0);
+    if (write && (attr & 0x18) !== 0x10 + 0) {
+      // Writable data segment required: type bit 3 = 0 (data) and bit 1 = 1 (W).
+      if (attr & 8 || !(attr & 2)) this.fault(vec, 0);
+    } else if (!write && (attr & 0x18) === 0x18 && !(attr & 2)) {
+      this.fault(vec, 0); // execute-only code segment
+    }
+    const limit = s.segLimit[seg];
+    const u = off >>> 0;
+    const last = u + size - 1;
+    if ((attr & 0x1c) === 0x14) {
+      // Expand-down data segment: valid offsets are (limit, max].
+      const max = attr & 0x400 ? 0xffffffff : 0xffff;
+      if (u <= limit || last > max) this.fault(vec, 0);
+    } else if (last > limit) this.fault(vec, 0);
+    return (s.segBaseLo[seg] + off) | 0;
+  }
+
+  // =====================================================================
+  // Breakpoints and watchpoints
+  // =====================================================================
+
+  setBreakpoint(linLo: number, linHi: number): void {
+    const k = `${linHi | 0}:${linLo | 0}`;
+    if (this.bps.has(k)) return;
+    this.bps.add(k);
+    const pk = pageKey(linLo, linHi);
+    this.bpPages.set(pk, (this.bpPages.get(pk) ?? 0) + 1);
+    this.flushCodeCache();
+  }
+
+  clearBreakpoint(linLo: number, linHi: number): void {
+    const k = `${linHi | 0}:${linLo | 0}`;
+    if (!this.bps.delete(k)) return;
+    const pk = pageKey(linLo, linHi);
+    const n = (this.bpPages.get(pk) ?? 1) - 1;
+    if (n <= 0) this.bpPages.delete(pk);
+    else this.bpPages.set(pk, n);
+    this.flushCodeCache();
+  }
+
+  clearAllBreakpoints(): void {
+    this.bps.clear();
+    this.bpPages.clear();
+    this.flushCodeCache();
+  }
+
+  /** True when a breakpoint is set at linear (lo, hi). */
+  hasBreakpoint(lo: number, hi: number): boolean {
+    return this.bps.size !== 0 && this.bps.has(`${hi | 0}:${lo | 0}`);
+  }
+
+  /** True when linear page of (lo, hi) holds a breakpoint. */
+  pageHasBreakpoint(lo: number, hi: number): boolean {
+    return this.bpPages.size !== 0 && this.bpPages.has(pageKey(lo, hi));
+  }
+
+  setWatch(linLo: number, linHi: number, len: number, kind: number): number {
+    const id = this.nextWatchId++;
+    len = Math.max(1, Math.min(len >>> 0, 1 << 20));
+    this.watches.set(id, { lo: linLo | 0, hi: linHi | 0, len, kind });
+    this.rebuildWatchPages();
+    return id;
+  }
+
+  clearWatch(id: number): void {
+    if (this.watches.delete(id)) this.rebuildWatchPages();
+  }
+
+  private rebuildWatchPages(): void {
+    this.watchPages.clear();
+    for (const w of this.watches.values()) {
+      for (let o = 0; o < w.len + (w.lo & 0xfff); o += 4096) {
+        const n = (w.lo >>> 0) + o;
+        this.watchPages.add(pageKey(n | 0, (w.hi + (n > 0xffffffff ? 1 : 0)) | 0));
+      }
+    }
+    this.flushTlb(true);
+    this.flushCodeCache();
+  }
+
+  /** True when watchpoints exist (blocks are then one instruction long). */
+  get watching(): boolean {
+    return this.watches.size !== 0;
+  }
+
+  // =====================================================================
+  // Code cache
+  // =====================================================================
+
+  flushCodeCache(): void {
+    for (let f = 0; f < this.frames.length; f++) {
+      if (this.frames[f]) this.invalidateFrame(f);
+    }
+  }
+
+  /** Drops every block decoded from buffer frame `f` (SMC, or writes from outside the CPU). */
+  invalidateFrame(f: number): void {
+    const fc = this.frames[f];
+    this.mem.codeFrames[f] = 0;
+    if (!fc) return;
+    this.frames[f] = undefined;
+    for (const b of fc.all) {
+      b.valid = false;
+      if (b.frame2 >= 0 && b.frame2 !== f) {
+        const o = this.frames[b.frame2];
+        if (o) o.all = o.all.filter((x) => x !== b);
+      }
+      if (b.frame !== f) {
+        const o = this.frames[b.frame];
+        if (o && o.byOff[b.pageOff] === b) o.byOff[b.pageOff] = undefined;
+      }
+    }
+  }
+
+  private registerBlock(b: Block): void {
+    let fc = this.frames[b.frame];
+    if (!fc) {
+      fc = { byOff: new Array(4096), all: [] };
+      this.frames[b.frame] = fc;
+      this.mem.codeFrames[b.frame] = 1;
+      this.tlbDropWrites(b.frame);
+    }
+    if (!b.single) fc.byOff[b.pageOff] = b;
+    fc.all.push(b);
+    if (b.frame2 >= 0 && b.frame2 !== b.frame) {
+      let f2 = this.frames[b.frame2];
+      if (!f2) {
+        f2 = { byOff: new Array(4096), all: [] };
+        this.frames[b.frame2] = f2;
+        this.mem.codeFrames[b.frame2] = 1;
+        this.tlbDropWrites(b.frame2);
+      }
+      f2.all.push(b);
+    }
+  }
+
+  /** Linear address of the current RIP (CS base applied outside 64-bit mode). */
+  private fetchLin(): number {
+    const s = this.state;
+    return this.curMode === 5 ? s.ripLo : (s.segBaseLo[1] + s.ripLo) | 0;
+  }
+
+  /**
+   * Builds the block starting at the current RIP (buffer offset `off` of
+   * its first byte). `maxInsns` 1 builds a one-instruction block (not cached
+   * in the lookup table).
+   */
+  private buildBlock(off: number, maxInsns: number): Block {
+    const s = this.state;
+    const long = this.curMode === 5;
+    const user = s.cpl === 3;
+    const linStart = this.fetchLin();
+    const ripHi = long ? s.ripHi : 0;
+    const insns: Insn[] = [];
+    let ripLo = s.ripLo;
+    let ripH = ripHi;
+    let lin = linStart;
+    let frame2 = -1;
+    const pageBase = off & -4096;
+    const bpPage = this.pageHasBreakpoint(linStart, ripHi);
+    const limit = this.watching ? 1 : maxInsns;
+    for (let k = 0; k < limit; k++) {
+      const linHi = long ? ripH : 0;
+      if (k > 0 && bpPage && this.hasBreakpoint(lin, linHi)) break;
+      const first = lin;
+      let pageCross = -1;
+      const fetch = (i: number): number => {
+        const a = (first + i) | 0;
+        if ((a & -4096) === (linStart & -4096) && (long ? (first >>> 0) + i <= 0xffffffff : true)) {
+          return this.u8[pageBase + (a & 0xfff)];
+        }
+        // Byte on the next page.
+        const carry = long && (first >>> 0) + i > 0xffffffff ? 1 : 0;
+        const ahi = (linHi + carry) | 0;
+        if (long && !Cpu.canonical(ahi)) {
+          this.lastFetchErr = -1;
+          return -1;
+        }
+        const o = this.walk(a, ahi, 2, user, true, false);
+        if (o < 0) {
+          this.lastFetchErr = this.lastWalkError;
+          this.lastFetchLo = a;
+          this.lastFetchHi = ahi;
+          return -1;
+        }
+        pageCross = o >>> 12;
+        return this.u8[o];
+      };
+      if ((lin & -4096) !== (linStart & -4096)) break; // next page: new block
+      const d = decode(fetch, this.defSize, ripLo, ripH);
+      if (!d) {
+        if (k === 0) {
+          void decodeInfo;
+          if (this.lastFetchErr === -1) this.fault(13, 0);
+          this.pageFault(this.lastFetchLo, this.lastFetchHi, this.lastFetchErr);
+        }
+        break;
+      }
+      if (pageCross >= 0) {
+        if (k > 0) break; // a page-crossing instruction starts its own block
+        frame2 = pageCross;
+      }
+      insns.push(d);
+      ripLo = d.nextLo;
+      ripH = d.nextHi;
+      lin = (lin + d.len) | 0;
+      if (isTerminator(d) || frame2 >= 0) break;
+    }
+    const blk = compileBlock(this, insns, this.modeKey, off >>> 12, off & 0xfff, frame2, maxInsns === 1);
+    blk.bp = bpPage && this.hasBreakpoint(linStart, ripHi);
+    this.registerBlock(blk);
+    return blk;
+  }
+
+  private lastFetchErr = 0;
+  private lastFetchLo = 0;
+  private lastFetchHi = 0;
+
+  // =====================================================================
+  // Run loop
+  // =====================================================================
+
+  run(budget: number): number {
+    const s = this.state;
+    this.stopReq = false;
+    this.watchHit = false;
+    if (!(budget >= 1)) budget = 1;
+    if (this.singleStep) budget = 1;
+    let remaining = budget;
+    let first = true;
+    if (s.halted) return 6;
+    for (;;) {
+      if (remaining <= 0) return this.singleStep ? 11 : 0;
+      if (this.stopReq) {
+        this.stopReq = false;
+        return 10;
+      }
+      let blk: Block | undefined;
+      let n = 0;
+      this.faultIc = -1;
+      try {
+        // Find the block at RIP.
+        const long = this.curMode === 5;
+        const lin = long ? s.ripLo : (s.segBaseLo[1] + s.ripLo) | 0;
+        const linHi = long ? s.ripHi : 0;
+        const i = (lin >>> 12) & TLB_MASK;
+        const xt = s.cpl === 3 ? this.tagXU : this.tagXK;
+        let off: number;
+        if (xt[i] === (lin & -4096) && this.tlbHi[i] === linHi) off = this.tlbOff[i] + (lin & 0xfff);
+        else {
+          this.insnRipLo = s.ripLo;
+          this.insnRipHi = s.ripHi;
+          this.insnLength = 0;
+          off = this.xlate(lin, linHi, 2, s.cpl === 3);
+        }
+        const fc = this.frames[off >>> 12];
+        blk = fc ? fc.byOff[off & 0xfff] : undefined;
+        if (
+          blk === undefined ||
+          blk.ripLo !== s.ripLo ||
+          blk.ripHi !== linHi ||
+          blk.key !== this.modeKey ||
+          (blk.frame2 >= 0 && !this.checkFrame2(blk, lin, linHi))
+        ) {
+          this.insnRipLo = s.ripLo;
+          this.insnRipHi = s.ripHi;
+          blk = this.buildBlock(off, 64);
+        }
+        if (blk.bp && !first) return 7;
+        if (blk.n > remaining) {
+          this.insnRipLo = s.ripLo;
+          this.insnRipHi = s.ripHi;
+          blk = this.buildBlock(off, 1);
+        }
+        n = blk.fn();
+      } catch (e) {
+        if (e !== FAULT) {
+          this.exitDetail = `internal error: ${e instanceof Error ? e.message : String(e)}`;
+          return 9;
+        }
+        const r = this.handleFault(blk);
+        remaining -= this.faultRetired;
+        first = false;
+        if (r >= 0) return r;
+        continue;
+      }
+      s.instructionsRetired += n;
+      remaining -= n;
+      first = false;
+      if (blk.sys) this.stateChanged();
+      if (s.halted) return 6;
+      if (this.watchHit) {
+        this.watchHit = false;
+        return 8;
+      }
+    }
+  }
+
+  private faultRetired = 0;
+
+  /** Second page of a page-crossing block still maps the same frame. */
+  private checkFrame2(b: Block, lin: number, linHi: number): boolean {
+    const n = (lin >>> 0) + 4096;
+    const lo2 = n & -4096;
+    const hi2 = this.curMode === 5 ? (linHi + (n > 0xffffffff ? 1 : 0)) | 0 : 0;
+    const o = this.walk(lo2 | 0, hi2, 2, this.state.cpl === 3, false, false);
+    return o >= 0 && o >>> 12 === b.frame2;
+  }
+
+  /**
+   * Completes a fault thrown inside a block (or during block lookup):
+   * restores RIP, counts the instructions that completed, then exits or
+   * delivers the exception. @returns an ExitReason, or -1 to keep running.
+   */
+  private handleFault(blk: Block | undefined): number {
+    const s = this.state;
+    let retired = 0;
+    let insn: Insn | undefined;
+    if (blk && this.faultIc >= 0) {
+      const k = this.faultIc;
+      retired = k;
+      insn = blk.insns[k];
+      if (insn) {
+        s.ripLo = insn.ripLo;
+        s.ripHi = insn.ripHi;
+        this.insnLength = insn.len;
+      }
+    }
+    this.faultIc = -1;
+    if (this.pendTrap && insn) {
+      retired++;
+      s.ripLo = insn.nextLo;
+      s.ripHi = insn.nextHi;
+    }
+    s.instructionsRetired += retired;
+    this.faultRetired = retired;
+    this.stateChanged();
+    if (this.pendExit) {
+      const r = this.pendExit;
+      this.pendExit = 0;
+      if (insn) this.exitInsnLength = insn.len;
+      return r;
+    }
+    const v = this.pendVector;
+    this.exitTrap = this.pendTrap;
+    if (v < 32 && this.interceptExceptions & (1 << v)) {
+      this.exitVector = v;
+      this.exitErrorCode = this.pendError;
+      this.exitInsnLength = insn ? insn.len : 0;
+      if (this.pendIsPf) {
+        this.exitCr2Lo = this.pendCr2Lo;
+        this.exitCr2Hi = this.pendCr2Hi;
+      }
+      return 1;
+    }
+    return this.deliverException(v, this.pendError, this.pendIsPf, 0);
+  }
+
+  /** Architectural delivery of an exception through the IDT, escalating nested faults to #DF and then SHUTDOWN. */
+  private deliverException(v: number, err: number, isPf: boolean, depth: number): number {
+    const s = this.state;
+    if (isPf) {
+      s.cr2Lo = this.pendCr2Lo;
+      s.cr2Hi = this.pendCr2Hi;
+    }
+    try {
+      systemOps.deliverInterrupt(this, v, err, false, s.ripLo, s.ripHi);
+      this.stateChanged();
+      return -1;
+    } catch (e) {
+      if (e !== FAULT) {
+        this.exitDetail = `exception ${v} delivery failed: ${e instanceof Error ? e.message : String(e)}`;
+        return 9;
+      }
+      const second = this.pendVector;
+      const next = depth >= 3 ? -1 : systemOps.nestedException(v, second);
+      if (next < 0) {
+        this.exitDetail = `triple fault (vector ${v}, then ${second})`;
+        return 9;
+      }
+      if (next !== 8) {
+        if (second < 32 && this.interceptExceptions & (1 << second)) {
+          this.exitVector = second;
+          this.exitErrorCode = this.pendError;
+          this.exitTrap = false;
+          if (this.pendIsPf) {
+            this.exitCr2Lo = this.pendCr2Lo;
+            this.exitCr2Hi = this.pendCr2Hi;
+          }
+          return 1;
+        }
+        return this.deliverException(second, this.pendError, this.pendIsPf, depth + 1);
+      }
+      if (this.interceptExceptions & (1 << 8)) {
+        this.exitVector = 8;
+        this.exitErrorCode = 0;
+        this.exitTrap = false;
+        return 1;
+      }
+      return this.deliverException(8, 0, false, depth + 1);
+    }
+  }
+
+  /** TSC value (SDM RDTSC): instructionsRetired * tscPerInstruction + tscOffset; lo returned, hi in tmpHi. */
+  readTsc(): number {
+    const t = this.state.instructionsRetired * this.tscPerInstruction + this.tscOffset;
+    this.tmpHi = Math.floor(t / 4294967296) | 0;
+    return (t % 4294967296) | 0;
+  }
+
+  /** Executes one decoded instruction through the generic implementation (used by compiled blocks for rare instructions). */
+  x(d: Insn): number {
+    return execInsn(this, d);
+  }
+}
+
+/** Key of the linear page holding (lo, hi). */
+function pageKey(lo: number, hi: number): string {
+  return `${hi | 0}:${lo >>> 12}`;
+}
+
+/** Instructions that end a block (control transfers, system instructions, anything that can change mode or halt). */
+export function isTerminator(d: Insn): boolean {
+  const op = d.op;
+  if (d.bad) return true;
+  if (op >= 0x70 && op <= 0x7f) return true;
+  if (op >= 0x180 && op <= 0x18f) return true;
+  switch (op) {
+    case 0x9a:
+    case 0xc2:
+    case 0xc3:
+    case 0xca:
+    case 0xcb:
+    case 0xcc:
+    case 0xcd:
+    case 0xce:
+    case 0xcf:
+    case 0xe0:
+    case 0xe1:
+    case 0xe2:
+    case 0xe3:
+    case 0xe8:
+    case 0xe9:
+    case 0xea:
+    case 0xeb:
+    case 0xf4:
+    case 0x8e:
+    case 0x07:
+    case 0x17:
+    case 0x1f:
+    case 0x9d:
+    case 0xfa:
+    case 0xfb:
+    case 0x0f:
+    case 0x105:
+    case 0x106:
+    case 0x107:
+    case 0x108:
+    case 0x109:
+    case 0x10b:
+    case 0x100:
+    case 0x101:
+    case 0x120:
+    case 0x121:
+    case 0x122:
+    case 0x123:
+    case 0x130:
+    case 0x131:
+    case 0x132:
+    case 0x133:
+    case 0x134:
+    case 0x135:
+    case 0x1a1:
+    case 0x1a2:
+    case 0x1a9:
+    case 0x1aa:
+    case 0x1ae:
+      return true;
+    case 0xff:
+      return (d.reg & 7) >= 2 && (d.reg & 7) <= 5;
+  }
+  // x87/SSE and unknown opcodes raise #UD here, and string instructions with REP loop in one call.
+  if (op >= 0xd8 && op <= 0xdf) return true;
+  if (d.rep && ((op >= 0xa4 && op <= 0xa7) || (op >= 0xaa && op <= 0xaf) || (op >= 0x6c && op <= 0x6f)))
+    return true;
+  if ((op >= 0x6c && op <= 0x6f) || (op >= 0xe4 && op <= 0xe7) || (op >= 0xec && op <= 0xef)) return true;
+  return false;
+}
+
+export type { CpuApi };

@@ -1,0 +1,2159 @@
+/**
+ * Generic implementation of every instruction the core supports, one
+ * decoded `Insn` at a time (Intel SDM vol. 2 instruction pages). Compiled
+ * blocks call it for instructions they do not emit inline; it is also the
+ * reference semantics for the less common operand sizes.
+ *
+ * Contract: faults go through `cpu.fault`/`cpu.pageFault` before any
+ * architectural change (restartable), except REP string instructions,
+ * which commit completed iterations (RCX/RSI/RDI) as the SDM requires.
+ * Block-ending instructions set RIP themselves (default: the next
+ * instruction). Returns 1 when the instruction retired, 0 when a REP string
+ * instruction stopped early to be resumed (RIP left at it).
+ */
+import type { Cpu } from './cpu';
+import { ARITH_FLAGS, isTerminator, LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SUB, PARITY } from './cpu';
+import type { Insn } from './decoder';
+import { systemOps } from './system';
+import { DescOp } from './system-hooks';
+import { insnName } from './names';
+
+const SZI: Record<number, number> = { 1: 0, 2: 1, 4: 2, 8: 3 };
+/** Iterations of a REP string instruction done per call before yielding to the run loop. */
+const REP_CHUNK = 4096;
+
+function mask(s: number): number {
+  return s === 1 ? 0xff : s === 2 ? 0xffff : -1;
+}
+function sign(s: number): number {
+  return s === 1 ? 0x80 : s === 2 ? 0x8000 : -2147483648;
+}
+
+// ---------------- operand access ----------------
+
+let eaLo = 0;
+let eaHi = 0;
+
+/** Offset of the memory operand (no segment). */
+function offsetOf(cpu: Cpu, d: Insn): void {
+  const R = cpu.state.gprLo,
+    H = cpu.state.gprHi;
+  if (d.asz === 8) {
+    if (d.ripRel) {
+      const n = (d.nextLo >>> 0) + d.disp;
+      eaLo = n | 0;
+      eaHi = (d.nextHi + Math.floor(n / 4294967296)) | 0;
+      return;
+    }
+    // The signed displacement lives in t; floor() carries its sign extension into the high half.
+    let t = d.disp;
+    let h = 0;
+    if (d.base >= 0) {
+      t += R[d.base] >>> 0;
+      h += H[d.base];
+    }
+    if (d.index >= 0) {
+      t += (R[d.index] >>> 0) * (1 << d.scale);
+      h += H[d.index] << d.scale;
+    }
+    eaLo = t | 0;
+    eaHi = (h + Math.floor(t / 4294967296)) | 0;
+    return;
+  }
+  let t = d.disp;
+  if (d.base >= 0) t += R[d.base];
+  if (d.index >= 0) t += d.asz === 4 ? R[d.index] << d.scale : R[d.index];
+  eaLo = d.asz === 4 ? t | 0 : t & 0xffff;
+  eaHi = 0;
+}
+
+/** Linear address of the memory operand into eaLo/eaHi (segment base, limit check outside 64-bit mode). */
+function linOf(cpu: Cpu, d: Insn, size: number, write: boolean): void {
+  offsetOf(cpu, d);
+  const seg = d.seg >= 0 ? d.seg : d.defSeg;
+  applySeg(cpu, seg, size, write);
+}
+
+function applySeg(cpu: Cpu, seg: number, size: number, write: boolean): void {
+  const s = cpu.state;
+  if (cpu.curMode === 5) {
+    if (seg === 4 || seg === 5) {
+      const t = (eaLo >>> 0) + (s.segBaseLo[seg] >>> 0);
+      eaLo = t | 0;
+      eaHi = (eaHi + s.segBaseHi[seg] + (t > 0xffffffff ? 1 : 0)) | 0;
+    }
+    return;
+  }
+  eaHi = 0;
+  if (cpu.flat && (seg === 0 || seg === 2 || seg === 3)) return;
+  eaLo = cpu.segLin(seg, eaLo, size, write);
+}
+
+function rdMem(cpu: Cpu, s: number): number {
+  return cpu.rdS(eaLo, eaHi, s);
+}
+function wrMem(cpu: Cpu, s: number, v: number, vh: number): void {
+  cpu.wrS(eaLo, eaHi, s, v, vh);
+}
+
+/** Register read at size s (8: lo, hi in cpu.tmpHi). */
+export function getR(cpu: Cpu, d: Insn, s: number, r: number): number {
+  const R = cpu.state.gprLo;
+  if (s === 1) {
+    if (!d.rex && r >= 4 && r < 8) return (R[r - 4] >> 8) & 0xff;
+    return R[r] & 0xff;
+  }
+  if (s === 2) return R[r] & 0xffff;
+  if (s === 8) cpu.tmpHi = cpu.state.gprHi[r];
+  return R[r];
+}
+
+export function setR(cpu: Cpu, d: Insn, s: number, r: number, v: number, vh: number): void {
+  const R = cpu.state.gprLo;
+  if (s === 1) {
+    if (!d.rex && r >= 4 && r < 8) R[r - 4] = (R[r - 4] & ~0xff00) | ((v & 0xff) << 8);
+    else R[r] = (R[r] & ~0xff) | (v & 0xff);
+  } else if (s === 2) R[r] = (R[r] & ~0xffff) | (v & 0xffff);
+  else if (s === 4) {
+    R[r] = v;
+    cpu.state.gprHi[r] = 0;
+  } else {
+    R[r] = v;
+    cpu.state.gprHi[r] = vh;
+  }
+}
+
+/** Reads the r/m operand (memory address kept in eaLo/eaHi for a following write). */
+function rdRM(cpu: Cpu, d: Insn, s: number, write: boolean): number {
+  if (d.mod === 3) return getR(cpu, d, s, d.rm);
+  linOf(cpu, d, s, write);
+  return rdMem(cpu, s);
+}
+
+function wrRM(cpu: Cpu, d: Insn, s: number, v: number, vh: number): void {
+  if (d.mod === 3) setR(cpu, d, s, d.rm, v, vh);
+  else wrMem(cpu, s, v, vh);
+}
+
+// ---------------- flags ----------------
+
+function setLazy(
+  cpu: Cpu,
+  kind: number,
+  s: number,
+  a: number,
+  b: number,
+  r: number,
+  ah: number,
+  bh: number,
+  rh: number,
+): void {
+  cpu.lfOp = kind | (SZI[s] << 4);
+  cpu.lfA = a;
+  cpu.lfB = b;
+  cpu.lfR = r;
+  cpu.lfAH = ah;
+  cpu.lfBH = bh;
+  cpu.lfRH = rh;
+}
+
+/** ZF SF PF of a result of size s. */
+function szp(s: number, r: number, rh: number): number {
+  let f = PARITY[r & 0xff];
+  if (s === 8) {
+    if ((r | rh) === 0) f |= 0x40;
+    if (rh < 0) f |= 0x80;
+  } else {
+    if ((r & mask(s)) === 0) f |= 0x40;
+    if (r & sign(s)) f |= 0x80;
+  }
+  return f;
+}
+
+/** Sets only the listed arithmetic flag bits (mask), keeping the others. */
+function setSome(cpu: Cpu, m: number, v: number): void {
+  const f = cpu.arith();
+  cpu.setArith((f & ~m) | (v & m));
+}
+
+// ---------------- ALU ----------------
+
+let resHi = 0;
+
+/** ALU op 0-7 (ADD OR ADC SBB AND SUB XOR CMP) at size s; returns result lo (hi in resHi); sets flags. */
+function alu(cpu: Cpu, op: number, s: number, a: number, ah: number, b: number, bh: number): number {
+  const m = mask(s);
+  let r = 0,
+    rh = 0;
+  switch (op) {
+    case 0:
+      if (s === 8) {
+        const t = (a >>> 0) + (b >>> 0);
+        r = t | 0;
+        rh = (ah + bh + (t > 0xffffffff ? 1 : 0)) | 0;
+      } else r = s === 4 ? (a + b) | 0 : (a + b) & m;
+      setLazy(cpu, LF_ADD, s, a, b, r, ah, bh, rh);
+      break;
+    case 5:
+    case 7:
+      if (s === 8) {
+        const t = (a >>> 0) - (b >>> 0);
+        r = t | 0;
+        rh = (ah - bh - (t < 0 ? 1 : 0)) | 0;
+      } else r = s === 4 ? (a - b) | 0 : (a - b) & m;
+      setLazy(cpu, LF_SUB, s, a, b, r, ah, bh, rh);
+      break;
+    case 1:
+      r = a | b;
+      rh = ah | bh;
+      setLazy(cpu, LF_LOGIC, s, a, b, r, ah, bh, rh);
+      break;
+    case 4:
+      r = a & b;
+      rh = ah & bh;
+      setLazy(cpu, LF_LOGIC, s, a, b, r, ah, bh, rh);
+      break;
+    case 6:
+      r = a ^ b;
+      rh = ah ^ bh;
+      setLazy(cpu, LF_LOGIC, s, a, b, r, ah, bh, rh);
+      break;
+    case 2:
+    case 3: {
+      const c = cpu.getCF();
+      let cf = 0,
+        of = 0;
+      const sub = op === 3;
+      if (s === 8) {
+        if (!sub) {
+          const t = (a >>> 0) + (b >>> 0) + c;
+          r = t | 0;
+          const t2 = (ah >>> 0) + (bh >>> 0) + (t > 0xffffffff ? 1 : 0);
+          rh = t2 | 0;
+          cf = t2 > 0xffffffff ? 1 : 0;
+          of = (ah ^ rh) & (bh ^ rh) & 0x80000000 ? 1 : 0;
+        } else {
+          const t = (a >>> 0) - (b >>> 0) - c;
+          r = t | 0;
+          const t2 = (ah >>> 0) - (bh >>> 0) - (t < 0 ? 1 : 0);
+          rh = t2 | 0;
+          cf = t2 < 0 ? 1 : 0;
+          of = (ah ^ bh) & (ah ^ rh) & 0x80000000 ? 1 : 0;
+        }
+      } else {
+        const ua = s === 4 ? a >>> 0 : a & m,
+          ub = s === 4 ? b >>> 0 : b & m;
+        const mm = s === 4 ? 0xffffffff : m;
+        if (!sub) {
+          const t = ua + ub + c;
+          r = s === 4 ? t | 0 : t & m;
+          cf = t > mm ? 1 : 0;
+          of = (a ^ r) & (b ^ r) & sign(s) ? 1 : 0;
+        } else {
+          const t = ua - ub - c;
+          r = s === 4 ? t | 0 : t & m;
+          cf = t < 0 ? 1 : 0;
+          of = (a ^ b) & (a ^ r) & sign(s) ? 1 : 0;
+        }
+      }
+      cpu.setArith(cf | (of << 11) | ((a ^ b ^ r) & 0x10) | szp(s, r, rh));
+      break;
+    }
+  }
+  resHi = rh;
+  return r;
+}
+
+// ---------------- shifts / rotates ----------------
+
+function bitAt(lo: number, hi: number, n: number): number {
+  if (n < 0 || n > 63) return 0;
+  return n < 32 ? (lo >>> n) & 1 : (hi >>> (n - 32)) & 1;
+}
+
+/** Group 2 op g (ROL ROR RCL RCR SHL SHR SAL SAR) on (a, ah) by count c (already masked); sets flags; result hi in resHi. */
+function shiftOp(cpu: Cpu, g: number, s: number, a: number, ah: number, c: number): number {
+  const bits = s * 8;
+  const m = mask(s);
+  if (s < 8) {
+    a &= m;
+    ah = 0;
+  }
+  let lo = a,
+    hi = ah;
+  if (g === 0 || g === 1) {
+    const n = c % bits;
+    if (n) {
+      for (let i = 0; i < n; i++) {
+        if (g === 0) {
+          const top = bitAt(lo, hi, bits - 1);
+          [lo, hi] = shl1(lo, hi, s, top);
+        } else {
+          const bot = lo & 1;
+          [lo, hi] = shr1(lo, hi, s, bot);
+        }
+      }
+    }
+    const cf = g === 0 ? lo & 1 : bitAt(lo, hi, bits - 1);
+    const msb = bitAt(lo, hi, bits - 1);
+    const of = g === 0 ? msb ^ cf : msb ^ bitAt(lo, hi, bits - 2);
+    setSome(cpu, 0x801, cf | (of << 11));
+    resHi = hi;
+    return lo;
+  }
+  if (g === 2 || g === 3) {
+    const n = s === 1 ? c % 9 : s === 2 ? c % 17 : c;
+    let cf = cpu.getCF();
+    for (let i = 0; i < n; i++) {
+      if (g === 2) {
+        const top = bitAt(lo, hi, bits - 1);
+        [lo, hi] = shl1(lo, hi, s, cf);
+        cf = top;
+      } else {
+        const bot = lo & 1;
+        [lo, hi] = shr1(lo, hi, s, cf);
+        cf = bot;
+      }
+    }
+    const msb = bitAt(lo, hi, bits - 1);
+    const of = g === 2 ? msb ^ cf : msb ^ bitAt(lo, hi, bits - 2);
+    if (n) setSome(cpu, 0x801, cf | (of << 11));
+    resHi = hi;
+    return lo;
+  }
+  // SHL/SAL, SHR, SAR
+  let cf = 0,
+    of = 0;
+  if (g === 4 || g === 6) {
+    cf = bitAt(a, ah, bits - c);
+    if (c >= bits) {
+      lo = 0;
+      hi = 0;
+    } else if (s === 8) {
+      if (c >= 32) {
+        hi = a << (c - 32);
+        lo = 0;
+      } else {
+        hi = (ah << c) | (a >>> (32 - c));
+        lo = a << c;
+      }
+    } else lo = (a << c) & m;
+    of = bitAt(lo, hi, bits - 1) ^ cf;
+  } else if (g === 5) {
+    cf = bitAt(a, ah, c - 1);
+    if (c >= bits) {
+      lo = 0;
+      hi = 0;
+    } else if (s === 8) {
+      if (c >= 32) {
+        lo = ah >>> (c - 32);
+        hi = 0;
+      } else {
+        lo = (a >>> c) | (ah << (32 - c));
+        hi = ah >>> c;
+      }
+    } else lo = (a >>> 0) >>> c;
+    lo |= 0;
+    of = bitAt(a, ah, bits - 1);
+  } else {
+    const neg = bitAt(a, ah, bits - 1);
+    cf = c - 1 >= bits ? neg : bitAt(a, ah, c - 1);
+    if (s === 8) {
+      if (c >= 32) {
+        lo = ah >> (c - 32);
+        hi = ah >> 31;
+      } else {
+        lo = (a >>> c) | (ah << (32 - c));
+        hi = ah >> c;
+      }
+    } else {
+      const sa = s === 4 ? a : (a << (32 - bits)) >> (32 - bits);
+      lo = (sa >> (c > 31 ? 31 : c)) & m;
+    }
+  }
+  cpu.setArith(cf | (of << 11) | szp(s, lo, hi));
+  resHi = hi;
+  return lo;
+}
+
+function shl1(lo: number, hi: number, s: number, inBit: number): [number, number] {
+  if (s === 8) return [(lo << 1) | inBit, (hi << 1) | (lo >>> 31)];
+  return [((lo << 1) | inBit) & mask(s), 0];
+}
+function shr1(lo: number, hi: number, s: number, inBit: number): [number, number] {
+  if (s === 8) return [(lo >>> 1) | (hi << 31), (hi >>> 1) | (inBit << 31)];
+  const bits = s * 8;
+  return [((lo & mask(s)) >>> 1) | (inBit << (bits - 1)), 0];
+}
+
+// ---------------- 64-bit helpers (cold) ----------------
+
+function toBig(lo: number, hi: number): bigint {
+  return (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+}
+function toBigS(lo: number, hi: number): bigint {
+  return BigInt.asIntN(64, toBig(lo, hi));
+}
+function loOf(v: bigint): number {
+  return Number(v & 0xffffffffn) | 0;
+}
+function hiOf(v: bigint): number {
+  return Number((v >> 32n) & 0xffffffffn) | 0;
+}
+
+// ---------------- stack ----------------
+
+/** Stack address size in bytes. */
+function stackSize(cpu: Cpu): number {
+  if (cpu.curMode === 5) return 8;
+  return cpu.state.segAttr[2] & 0x400 ? 4 : 2;
+}
+
+function push(cpu: Cpu, s: number, v: number, vh: number): void {
+  const st = cpu.state;
+  const ss = stackSize(cpu);
+  if (ss === 8) {
+    const t = (st.gprLo[4] >>> 0) - s;
+    const lo = t | 0;
+    const hi = (st.gprHi[4] - (t < 0 ? 1 : 0)) | 0;
+    cpu.wrS(lo, hi, s, v, vh);
+    st.gprLo[4] = lo;
+    st.gprHi[4] = hi;
+    return;
+  }
+  const sp = ss === 4 ? (st.gprLo[4] - s) | 0 : (st.gprLo[4] - s) & 0xffff;
+  const lin = cpu.flat && ss === 4 ? sp : cpu.segLin(2, sp, s, true);
+  cpu.wrS(lin, 0, s, v, vh);
+  if (ss === 4) st.gprLo[4] = sp;
+  else st.gprLo[4] = (st.gprLo[4] & ~0xffff) | sp;
+}
+
+/** Reads the stack slot at depth `depth` bytes without popping. */
+function peek(cpu: Cpu, s: number, depth: number): number {
+  const st = cpu.state;
+  const ss = stackSize(cpu);
+  if (ss === 8) {
+    const t = (st.gprLo[4] >>> 0) + depth;
+    return cpu.rdS(t | 0, (st.gprHi[4] + (t > 0xffffffff ? 1 : 0)) | 0, s);
+  }
+  const sp = ss === 4 ? (st.gprLo[4] + depth) | 0 : (st.gprLo[4] + depth) & 0xffff;
+  const lin = cpu.flat && ss === 4 ? sp : cpu.segLin(2, sp, s, false);
+  return cpu.rdS(lin, 0, s);
+}
+
+function adjustSp(cpu: Cpu, n: number): void {
+  const st = cpu.state;
+  const ss = stackSize(cpu);
+  if (ss === 8) {
+    const t = (st.gprLo[4] >>> 0) + n;
+    st.gprLo[4] = t | 0;
+    st.gprHi[4] = (st.gprHi[4] + Math.floor(t / 4294967296)) | 0;
+  } else if (ss === 4) st.gprLo[4] = (st.gprLo[4] + n) | 0;
+  else st.gprLo[4] = (st.gprLo[4] & ~0xffff) | ((st.gprLo[4] + n) & 0xffff);
+}
+
+function pop(cpu: Cpu, s: number): number {
+  const v = peek(cpu, s, 0);
+  const h = cpu.tmpHi;
+  adjustSp(cpu, s);
+  cpu.tmpHi = h;
+  return v;
+}
+
+// ---------------- control ----------------
+
+function setRip(cpu: Cpu, lo: number, hi: number, osz: number): void {
+  if (cpu.curMode === 5) {
+    if ((hi << 16) >> 16 !== hi) cpu.fault(13, 0);
+    cpu.setRip(lo, hi);
+  } else {
+    const eip = osz === 2 ? lo & 0xffff : lo;
+    const lim = cpu.state.segLimit[1];
+    if (cpu.curMode !== 0 && eip >>> 0 > lim) cpu.fault(13, 0);
+    cpu.setRip(eip, 0);
+  }
+}
+
+function relTarget(d: Insn): [number, number] {
+  const n = (d.nextLo >>> 0) + d.imm;
+  if (d.long) return [n | 0, (d.nextHi + Math.floor(n / 4294967296)) | 0];
+  return [n | 0, 0];
+}
+
+/** Count register (CX/ECX/RCX per address size) is zero. */
+function countZero(cpu: Cpu, asz: number): boolean {
+  const R = cpu.state.gprLo;
+  if (asz === 2) return (R[1] & 0xffff) === 0;
+  if (asz === 4) return R[1] === 0;
+  return (R[1] | cpu.state.gprHi[1]) === 0;
+}
+
+function decCount(cpu: Cpu, asz: number): void {
+  const st = cpu.state;
+  if (asz === 2) st.gprLo[1] = (st.gprLo[1] & ~0xffff) | ((st.gprLo[1] - 1) & 0xffff);
+  else if (asz === 4) {
+    st.gprLo[1] = (st.gprLo[1] - 1) | 0;
+    if (cpu.curMode === 5) st.gprHi[1] = 0;
+  } else {
+    if (st.gprLo[1] === 0) st.gprHi[1] = (st.gprHi[1] - 1) | 0;
+    st.gprLo[1] = (st.gprLo[1] - 1) | 0;
+  }
+}
+
+/** Advances index register r by delta per address size. */
+function stepIndex(cpu: Cpu, r: number, asz: number, delta: number): void {
+  const st = cpu.state;
+  if (asz === 2) st.gprLo[r] = (st.gprLo[r] & ~0xffff) | ((st.gprLo[r] + delta) & 0xffff);
+  else if (asz === 4) {
+    st.gprLo[r] = (st.gprLo[r] + delta) | 0;
+    if (cpu.curMode === 5) st.gprHi[r] = 0;
+  } else {
+    const t = (st.gprLo[r] >>> 0) + delta;
+    st.gprLo[r] = t | 0;
+    st.gprHi[r] = (st.gprHi[r] + Math.floor(t / 4294967296)) | 0;
+  }
+}
+
+/** Linear address of string operand: seg:rSI or ES:rDI. */
+function strAddr(cpu: Cpu, d: Insn, src: boolean, size: number, write: boolean): void {
+  const st = cpu.state;
+  const r = src ? 6 : 7;
+  if (d.asz === 8) {
+    eaLo = st.gprLo[r];
+    eaHi = st.gprHi[r];
+  } else {
+    eaLo = d.asz === 4 ? st.gprLo[r] : st.gprLo[r] & 0xffff;
+    eaHi = 0;
+  }
+  const seg = src ? (d.seg >= 0 ? d.seg : 3) : 0;
+  applySeg(cpu, seg, size, write);
+}
+
+// ---------------- x87/SSE naming ----------------
+
+function fpuUnavailable(cpu: Cpu, d: Insn, sse: boolean): never {
+  const cr0 = cpu.state.cr0;
+  cpu.exitDetail = insnName(cpu, d);
+  if (!sse && cr0 & 4) cpu.fault(7, -1);
+  if (cr0 & 8) cpu.fault(7, -1);
+  return cpu.fault(6, -1);
+}
+
+function ud(cpu: Cpu, d: Insn): never {
+  cpu.exitDetail = insnName(cpu, d);
+  return cpu.fault(6, -1);
+}
+
+/** Opcodes that accept LOCK with a memory destination (SDM vol. 2 LOCK). */
+function lockable(d: Insn): boolean {
+  if (!d.isMem) return false;
+  const op = d.op;
+  if (op < 0x40 && (op & 7) < 2 && op >> 3 !== 7) return true;
+  if (op >= 0x80 && op <= 0x83) return (d.reg & 7) !== 7;
+  if (op === 0x86 || op === 0x87) return true;
+  if (op === 0xf6 || op === 0xf7) return (d.reg & 7) === 2 || (d.reg & 7) === 3;
+  if (op === 0xfe || op === 0xff) return (d.reg & 7) < 2;
+  if (op === 0x1ab || op === 0x1b3 || op === 0x1bb) return true;
+  if (op === 0x1ba) return (d.reg & 7) >= 5;
+  if (op === 0x1b0 || op === 0x1b1 || op === 0x1c0 || op === 0x1c1) return true;
+  if (op === 0x1c7) return (d.reg & 7) === 1;
+  return false;
+}
+
+function isSse(op: number): boolean {
+  if (op >= 0x200) return true;
+  if (op < 0x100) return false;
+  const b = op & 0xff;
+  return (
+    (b >= 0x10 && b <= 0x17) ||
+    (b >= 0x28 && b <= 0x2f) ||
+    (b >= 0x50 && b <= 0x7f) ||
+    b === 0xc2 ||
+    b === 0xc3 ||
+    (b >= 0xc4 && b <= 0xc6) ||
+    b >= 0xd0 ||
+    b === 0xb8 ||
+    b === 0x0e ||
+    b === 0x0f
+  );
+}
+
+// ---------------- main dispatch ----------------
+
+/** Executes one instruction; see the file comment for the contract. */
+export function execInsn(cpu: Cpu, d: Insn): number {
+  const st = cpu.state;
+  cpu.insnRipLo = d.ripLo;
+  cpu.insnRipHi = d.ripHi;
+  cpu.insnLength = d.len;
+  if (d.bad === 2) return cpu.fault(13, 0);
+  if (d.bad) return ud(cpu, d);
+  if (d.lock && !lockable(d)) return ud(cpu, d);
+  if (isTerminator(d)) {
+    st.ripLo = d.nextLo;
+    st.ripHi = d.nextHi;
+  }
+  const op = d.op;
+  const s = d.osz;
+  const R = st.gprLo;
+  const H = st.gprHi;
+  const long = cpu.curMode === 5;
+
+  // ALU block 00-3F.
+  if (op < 0x40 && (op & 7) < 6) {
+    const aop = op >> 3;
+    const form = op & 7;
+    const sz = form & 1 ? s : 1;
+    let a: number, ah: number, b: number, bh: number;
+    if (form < 2) {
+      a = rdRM(cpu, d, sz, aop !== 7);
+      ah = cpu.tmpHi;
+      b = getR(cpu, d, sz, d.reg);
+      bh = cpu.tmpHi;
+      const r = alu(cpu, aop, sz, a, ah, b, bh);
+      if (aop !== 7) wrRM(cpu, d, sz, r, resHi);
+    } else if (form < 4) {
+      a = getR(cpu, d, sz, d.reg);
+      ah = cpu.tmpHi;
+      b = rdRM(cpu, d, sz, false);
+      bh = cpu.tmpHi;
+      const r = alu(cpu, aop, sz, a, ah, b, bh);
+      if (aop !== 7) setR(cpu, d, sz, d.reg, r, resHi);
+    } else {
+      a = getR(cpu, d, sz, 0);
+      ah = cpu.tmpHi;
+      b = sz === 1 ? d.imm & 0xff : sz === 2 ? d.imm & 0xffff : d.imm;
+      bh = d.imm >> 31;
+      const r = alu(cpu, aop, sz, a, ah, b, bh);
+      if (aop !== 7) setR(cpu, d, sz, 0, r, resHi);
+    }
+    return 1;
+  }
+
+  switch (op) {
+    // ----- segment push/pop (32-bit modes) -----
+    case 0x06:
+    case 0x0e:
+    case 0x16:
+    case 0x1e:
+      if (long) return ud(cpu, d);
+      push(cpu, s, st.segSel[op >> 3], 0);
+      return 1;
+    case 0x07:
+    case 0x17:
+    case 0x1f: {
+      if (long) return ud(cpu, d);
+      const v = peek(cpu, s, 0) & 0xffff;
+      systemOps.loadSegment(cpu, op >> 3, v);
+      adjustSp(cpu, s);
+      return 1;
+    }
+    case 0x1a0:
+    case 0x1a8:
+      push(cpu, s, st.segSel[op === 0x1a0 ? 4 : 5], 0);
+      return 1;
+    case 0x1a1:
+    case 0x1a9: {
+      const v = peek(cpu, s, 0) & 0xffff;
+      systemOps.loadSegment(cpu, op === 0x1a1 ? 4 : 5, v);
+      adjustSp(cpu, s);
+      return 1;
+    }
+    case 0x27:
+    case 0x2f:
+    case 0x37:
+    case 0x3f:
+      if (long) return ud(cpu, d);
+      bcdAdjust(cpu, op);
+      return 1;
+    case 0x60: {
+      if (long) return ud(cpu, d);
+      const sp = getR(cpu, d, s, 4);
+      const vals = [0, 1, 2, 3, -1, 5, 6, 7].map((r) => (r < 0 ? sp : getR(cpu, d, s, r)));
+      // Check the whole area first so a fault leaves ESP unchanged.
+      const ss = stackSize(cpu);
+      const base = ss === 4 ? (R[4] - 8 * s) | 0 : (R[4] - 8 * s) & 0xffff;
+      const lin = cpu.flat && ss === 4 ? base : cpu.segLin(2, base, 8 * s, true);
+      for (let i = 0; i < 8; i++) cpu.wrS((lin + (7 - i) * s) | 0, 0, s, vals[i], 0);
+      if (ss === 4) R[4] = base;
+      else R[4] = (R[4] & ~0xffff) | base;
+      return 1;
+    }
+    case 0x61: {
+      if (long) return ud(cpu, d);
+      const vals: number[] = [];
+      for (let i = 0; i < 8; i++) vals.push(peek(cpu, s, i * s));
+      for (let i = 0; i < 8; i++) if (i !== 3) setR(cpu, d, s, 7 - i, vals[i], 0);
+      adjustSp(cpu, 8 * s);
+      return 1;
+    }
+    case 0x62:
+      return ud(cpu, d); // BOUND (and EVEX) not supported
+    case 0x63:
+      if (long) {
+        const v = rdRM(cpu, d, 4, false);
+        if (s === 8) setR(cpu, d, 8, d.reg, v, v >> 31);
+        else setR(cpu, d, s, d.reg, v, 0);
+        return 1;
+      }
+      return ud(cpu, d); // ARPL: not for protected-mode guests here
+    case 0x68:
+    case 0x6a:
+      push(cpu, s, d.imm, d.imm >> 31);
+      return 1;
+    case 0x69:
+    case 0x6b:
+    case 0x1af: {
+      const a = rdRM(cpu, d, s, false);
+      const ah = cpu.tmpHi;
+      let b: number, bh: number;
+      if (op === 0x1af) {
+        b = getR(cpu, d, s, d.reg);
+        bh = cpu.tmpHi;
+      } else {
+        b = d.imm;
+        bh = d.imm >> 31;
+      }
+      imul2(cpu, d, s, a, ah, b, bh);
+      return 1;
+    }
+    case 0x6c:
+    case 0x6d:
+    case 0x6e:
+    case 0x6f:
+      return stringOp(cpu, d);
+    case 0x84:
+    case 0x85: {
+      const sz = op & 1 ? s : 1;
+      const a = rdRM(cpu, d, sz, false);
+      const ah = cpu.tmpHi;
+      const b = getR(cpu, d, sz, d.reg);
+      alu(cpu, 4, sz, a, ah, b, cpu.tmpHi);
+      return 1;
+    }
+    case 0x86:
+    case 0x87: {
+      const sz = op & 1 ? s : 1;
+      const a = rdRM(cpu, d, sz, true);
+      const ah = cpu.tmpHi;
+      const b = getR(cpu, d, sz, d.reg);
+      const bh = cpu.tmpHi;
+      wrRM(cpu, d, sz, b, bh);
+      setR(cpu, d, sz, d.reg, a, ah);
+      return 1;
+    }
+    case 0x88:
+    case 0x89: {
+      const sz = op & 1 ? s : 1;
+      const v = getR(cpu, d, sz, d.reg);
+      if (d.mod !== 3) linOf(cpu, d, sz, true);
+      wrRM(cpu, d, sz, v, cpu.tmpHi);
+      return 1;
+    }
+    case 0x8a:
+    case 0x8b: {
+      const sz = op & 1 ? s : 1;
+      const v = rdRM(cpu, d, sz, false);
+      setR(cpu, d, sz, d.reg, v, cpu.tmpHi);
+      return 1;
+    }
+    case 0x8c: {
+      const sr = d.reg & 7;
+      if (sr > 5) return ud(cpu, d);
+      const v = st.segSel[sr];
+      if (d.mod === 3) setR(cpu, d, s === 8 ? 8 : s, d.rm, v, 0);
+      else {
+        linOf(cpu, d, 2, true);
+        wrMem(cpu, 2, v, 0);
+      }
+      return 1;
+    }
+    case 0x8d: {
+      if (d.mod === 3) return ud(cpu, d);
+      offsetOf(cpu, d);
+      setR(cpu, d, s, d.reg, s === 2 ? eaLo & 0xffff : eaLo, eaHi);
+      return 1;
+    }
+    case 0x8e: {
+      const sr = d.reg & 7;
+      if (sr === 1 || sr > 5) return ud(cpu, d);
+      const v = rdRM(cpu, d, 2, false);
+      systemOps.loadSegment(cpu, sr, v & 0xffff);
+      return 1;
+    }
+    case 0x8f: {
+      if ((d.reg & 7) !== 0) return ud(cpu, d);
+      const v = peek(cpu, s, 0);
+      const vh = cpu.tmpHi;
+      // The address is computed with the incremented stack pointer (SDM POP).
+      const saveLo = R[4],
+        saveHi = H[4];
+      adjustSp(cpu, s);
+      try {
+        if (d.mod === 3) setR(cpu, d, s, d.rm, v, vh);
+        else {
+          linOf(cpu, d, s, true);
+          wrMem(cpu, s, v, vh);
+        }
+      } catch (e) {
+        R[4] = saveLo;
+        H[4] = saveHi;
+        throw e;
+      }
+      return 1;
+    }
+    case 0x90:
+      if (d.rex & 1) {
+        const a = getR(cpu, d, s, 8);
+        const ah = cpu.tmpHi;
+        const b = getR(cpu, d, s, 0);
+        setR(cpu, d, s, 0, a, ah);
+        setR(cpu, d, s, 8, b, cpu.tmpHi);
+      } else if (long && s === 4) {
+        // 32-bit NOP in 64-bit mode does not clear the upper half.
+      }
+      return 1;
+    case 0x98:
+      if (s === 2) setR(cpu, d, 2, 0, (R[0] << 24) >> 24, 0);
+      else if (s === 4) setR(cpu, d, 4, 0, (R[0] << 16) >> 16, 0);
+      else setR(cpu, d, 8, 0, R[0], R[0] >> 31);
+      return 1;
+    case 0x99:
+      if (s === 2) setR(cpu, d, 2, 2, (R[0] << 16) >> 31, 0);
+      else if (s === 4) setR(cpu, d, 4, 2, R[0] >> 31, 0);
+      else setR(cpu, d, 8, 2, H[0] >> 31, H[0] >> 31);
+      return 1;
+    case 0x9a:
+      if (long) return ud(cpu, d);
+      systemOps.farCall(cpu, d.imm2, d.imm, 0, s);
+      return 1;
+    case 0x9b:
+      if ((st.cr0 & 0xa) === 0xa) cpu.fault(7, -1);
+      return 1; // FWAIT
+    case 0x9c: {
+      if (cpu.mode() === 6 && (cpu.rfl & 0x3000) !== 0x3000) cpu.fault(13, 0);
+      const f = cpu.getRflags() & ~0x30000; // VM and RF are not pushed
+      push(cpu, s, s === 2 ? f & 0xffff : f, 0);
+      return 1;
+    }
+    case 0x9d: {
+      const v = peek(cpu, s, 0);
+      popf(cpu, v, s);
+      adjustSp(cpu, s);
+      return 1;
+    }
+    case 0x9e:
+      if (long && 0) return ud(cpu, d);
+      setSome(cpu, 0xd5, (R[0] >> 8) & 0xd5);
+      return 1;
+    case 0x9f:
+      R[0] = (R[0] & ~0xff00) | (((cpu.getRflags() & 0xd7) | 2) << 8);
+      return 1;
+    case 0xa0:
+    case 0xa1:
+    case 0xa2:
+    case 0xa3: {
+      const sz = op & 1 ? s : 1;
+      eaLo = d.imm;
+      eaHi = d.asz === 8 ? d.immHi : 0;
+      applySeg(cpu, d.seg >= 0 ? d.seg : 3, sz, op >= 0xa2);
+      if (op < 0xa2) setR(cpu, d, sz, 0, rdMem(cpu, sz), cpu.tmpHi);
+      else wrMem(cpu, sz, getR(cpu, d, sz, 0), cpu.tmpHi);
+      return 1;
+    }
+    case 0xa4:
+    case 0xa5:
+    case 0xa6:
+    case 0xa7:
+    case 0xaa:
+    case 0xab:
+    case 0xac:
+    case 0xad:
+    case 0xae:
+    case 0xaf:
+      return stringOp(cpu, d);
+    case 0xa8:
+    case 0xa9: {
+      const sz = op & 1 ? s : 1;
+      const a = getR(cpu, d, sz, 0);
+      alu(cpu, 4, sz, a, cpu.tmpHi, sz === 1 ? d.imm & 0xff : sz === 2 ? d.imm & 0xffff : d.imm, d.imm >> 31);
+      return 1;
+    }
+    case 0xc2:
+    case 0xc3: {
+      const ss = long ? 8 : s;
+      const v = peek(cpu, ss, 0);
+      const vh = long ? cpu.tmpHi : 0;
+      setRip(cpu, v, vh, ss);
+      adjustSp(cpu, ss + (op === 0xc2 ? d.imm : 0));
+      return 1;
+    }
+    case 0xc4:
+    case 0xc5:
+      return ud(cpu, d); // LES/LDS and VEX: not supported
+    case 0xc0:
+    case 0xc1:
+    case 0xd0:
+    case 0xd1:
+    case 0xd2:
+    case 0xd3: {
+      const sz = op & 1 ? s : 1;
+      const raw = op <= 0xc1 ? d.imm : op <= 0xd1 ? 1 : R[1] & 0xff;
+      const c = raw & (sz === 8 ? 0x3f : 0x1f);
+      const g = d.reg & 7;
+      const a = rdRM(cpu, d, sz, true);
+      const ah = cpu.tmpHi;
+      if (c === 0) return 1;
+      const r = shiftOp(cpu, g, sz, a, ah, c);
+      wrRM(cpu, d, sz, r, resHi);
+      return 1;
+    }
+    case 0xc6:
+    case 0xc7: {
+      if ((d.reg & 7) !== 0) return ud(cpu, d);
+      const sz = op & 1 ? s : 1;
+      if (d.mod !== 3) linOf(cpu, d, sz, true);
+      wrRM(cpu, d, sz, sz === 1 ? d.imm & 0xff : sz === 2 ? d.imm & 0xffff : d.imm, d.imm >> 31);
+      return 1;
+    }
+    case 0xc8:
+      enter(cpu, d);
+      return 1;
+    case 0xc9: {
+      // LEAVE: rSP = rBP, then pop rBP.
+      const ss = stackSize(cpu);
+      const saveLo = R[4],
+        saveHi = H[4];
+      if (ss === 8) {
+        R[4] = R[5];
+        H[4] = H[5];
+      } else if (ss === 4) R[4] = R[5];
+      else R[4] = (R[4] & ~0xffff) | (R[5] & 0xffff);
+      try {
+        const v = pop(cpu, s);
+        setR(cpu, d, s, 5, v, cpu.tmpHi);
+      } catch (e) {
+        R[4] = saveLo;
+        H[4] = saveHi;
+        throw e;
+      }
+      return 1;
+    }
+    case 0xca:
+    case 0xcb:
+      systemOps.farReturn(cpu, s, op === 0xca ? d.imm : 0);
+      return 1;
+    case 0xcc:
+      softInt(cpu, d, 3, true);
+      return 1;
+    case 0xcd:
+      if (cpu.interceptSoftInt[d.imm & 0xff]) {
+        cpu.exitVector = d.imm & 0xff;
+        cpu.exitWith(2);
+      }
+      softInt(cpu, d, d.imm & 0xff, false);
+      return 1;
+    case 0xce:
+      if (long) return ud(cpu, d);
+      if (cpu.arith() & 0x800) softInt(cpu, d, 4, true);
+      return 1;
+    case 0xcf:
+      systemOps.iret(cpu, s);
+      return 1;
+    case 0xd4:
+    case 0xd5:
+      if (long) return ud(cpu, d);
+      aamAad(cpu, d);
+      return 1;
+    case 0xd6:
+      return ud(cpu, d);
+    case 0xd7: {
+      const al = R[0] & 0xff;
+      if (d.asz === 8) {
+        const t = (R[3] >>> 0) + al;
+        eaLo = t | 0;
+        eaHi = (H[3] + (t > 0xffffffff ? 1 : 0)) | 0;
+      } else {
+        eaLo = d.asz === 4 ? (R[3] + al) | 0 : (R[3] + al) & 0xffff;
+        eaHi = 0;
+      }
+      applySeg(cpu, d.seg >= 0 ? d.seg : 3, 1, false);
+      R[0] = (R[0] & ~0xff) | rdMem(cpu, 1);
+      return 1;
+    }
+    case 0xe0:
+    case 0xe1:
+    case 0xe2: {
+      // LOOPNE / LOOPE / LOOP: decrement the count without touching flags.
+      const asz = d.asz;
+      const saveLo = R[1],
+        saveHi = H[1];
+      decCount(cpu, asz);
+      let take = !countZero(cpu, asz);
+      if (op === 0xe0) take = take && !(cpu.arith() & 0x40);
+      else if (op === 0xe1) take = take && (cpu.arith() & 0x40) !== 0;
+      if (take) {
+        const [lo, hi] = relTarget(d);
+        try {
+          setRip(cpu, lo, hi, s);
+        } catch (e) {
+          R[1] = saveLo;
+          H[1] = saveHi;
+          throw e;
+        }
+      }
+      return 1;
+    }
+    case 0xe3:
+      if (countZero(cpu, d.asz)) {
+        const [lo, hi] = relTarget(d);
+        setRip(cpu, lo, hi, s);
+      }
+      return 1;
+    case 0xe4:
+    case 0xe5:
+    case 0xec:
+    case 0xed: {
+      const sz = op & 1 ? (s === 2 ? 2 : 4) : 1;
+      const port = op < 0xe8 ? d.imm & 0xff : R[2] & 0xffff;
+      cpu.exitPrivPort = op < 0xe8 ? port : -1;
+      cpu.exitPrivSize = sz;
+      systemOps.ioCheck(cpu, 7, port, sz);
+      const v = systemOps.in(cpu, port, sz);
+      setR(cpu, d, sz, 0, v, 0);
+      return 1;
+    }
+    case 0xe6:
+    case 0xe7:
+    case 0xee:
+    case 0xef: {
+      const sz = op & 1 ? (s === 2 ? 2 : 4) : 1;
+      const port = op < 0xe8 ? d.imm & 0xff : R[2] & 0xffff;
+      cpu.exitPrivPort = op < 0xe8 ? port : -1;
+      cpu.exitPrivSize = sz;
+      systemOps.ioCheck(cpu, 8, port, sz);
+      systemOps.out(cpu, port, sz, getR(cpu, d, sz, 0));
+      return 1;
+    }
+    case 0xe8: {
+      const [lo, hi] = relTarget(d);
+      const ss = long ? 8 : s;
+      const tgt = ss === 2 ? lo & 0xffff : lo;
+      // Check the target before pushing (fault leaves the stack untouched).
+      if (long && (hi << 16) >> 16 !== hi) cpu.fault(13, 0);
+      push(cpu, ss, ss === 2 ? d.nextLo & 0xffff : d.nextLo, d.nextHi);
+      setRip(cpu, tgt, hi, ss);
+      return 1;
+    }
+    case 0xe9:
+    case 0xeb: {
+      const [lo, hi] = relTarget(d);
+      setRip(cpu, lo, hi, s);
+      return 1;
+    }
+    case 0xea:
+      systemOps.farJump(cpu, d.imm2, d.imm, 0, s);
+      return 1;
+    case 0xf1:
+      // INT1 (ICEBP): #DB trap.
+      softInt(cpu, d, 1, true);
+      return 1;
+    case 0xf4:
+      cpu.exitPrivOp = 12;
+      systemOps.hlt(cpu);
+      return 1;
+    case 0xf5:
+      setSome(cpu, 1, cpu.getCF() ^ 1);
+      return 1;
+    case 0xf6:
+    case 0xf7:
+      group3(cpu, d, op === 0xf6 ? 1 : s);
+      return 1;
+    case 0xf8:
+      setSome(cpu, 1, 0);
+      return 1;
+    case 0xf9:
+      setSome(cpu, 1, 1);
+      return 1;
+    case 0xfa:
+      cpu.exitPrivOp = 18;
+      systemOps.cli(cpu);
+      return 1;
+    case 0xfb:
+      cpu.exitPrivOp = 19;
+      systemOps.sti(cpu);
+      return 1;
+    case 0xfc:
+      cpu.rfl &= ~0x400;
+      return 1;
+    case 0xfd:
+      cpu.rfl |= 0x400;
+      return 1;
+    case 0xfe:
+    case 0xff:
+      return group45(cpu, d, op === 0xfe ? 1 : s);
+  }
+  if (op >= 0x40 && op <= 0x4f) {
+    // INC/DEC r (not in 64-bit mode, where these are REX and never reach here).
+    const r = op & 7;
+    const a = getR(cpu, d, s, r);
+    const res = incdec(cpu, s, a, cpu.tmpHi, op >= 0x48);
+    setR(cpu, d, s, r, res, resHi);
+    return 1;
+  }
+  if (op >= 0x50 && op <= 0x57) {
+    const r = (op & 7) | ((d.rex & 1) << 3);
+    const v = getR(cpu, d, s, r);
+    push(cpu, s, v, cpu.tmpHi);
+    return 1;
+  }
+  if (op >= 0x58 && op <= 0x5f) {
+    const r = (op & 7) | ((d.rex & 1) << 3);
+    const v = pop(cpu, s);
+    setR(cpu, d, s, r, v, cpu.tmpHi);
+    return 1;
+  }
+  if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f)) {
+    if (cpu.cond(op & 15)) {
+      const [lo, hi] = relTarget(d);
+      setRip(cpu, lo, hi, s);
+    }
+    return 1;
+  }
+  if (op >= 0x80 && op <= 0x83) {
+    if (op === 0x82 && long) return ud(cpu, d);
+    const sz = op === 0x80 || op === 0x82 ? 1 : s;
+    const aop = d.reg & 7;
+    const a = rdRM(cpu, d, sz, aop !== 7);
+    const ah = cpu.tmpHi;
+    const b = sz === 1 ? d.imm & 0xff : sz === 2 ? d.imm & 0xffff : d.imm;
+    const r = alu(cpu, aop, sz, a, ah, b, d.imm >> 31);
+    if (aop !== 7) wrRM(cpu, d, sz, r, resHi);
+    return 1;
+  }
+  if (op >= 0x91 && op <= 0x97) {
+    const r = (op & 7) | ((d.rex & 1) << 3);
+    const a = getR(cpu, d, s, r);
+    const ah = cpu.tmpHi;
+    const b = getR(cpu, d, s, 0);
+    setR(cpu, d, s, r, b, cpu.tmpHi);
+    setR(cpu, d, s, 0, a, ah);
+    return 1;
+  }
+  if (op >= 0xb0 && op <= 0xbf) {
+    const sz = op < 0xb8 ? 1 : s;
+    const r = (op & 7) | ((d.rex & 1) << 3);
+    setR(cpu, d, sz, r, sz === 1 ? d.imm & 0xff : sz === 2 ? d.imm & 0xffff : d.imm, sz === 8 ? d.immHi : 0);
+    return 1;
+  }
+  if (op >= 0xd8 && op <= 0xdf) return fpuUnavailable(cpu, d, false);
+  if (op >= 0x100) return exec0f(cpu, d);
+  return ud(cpu, d);
+}
+
+function incdec(cpu: Cpu, s: number, a: number, ah: number, dec: boolean): number {
+  const cf = cpu.getCF();
+  let r: number,
+    rh = 0;
+  if (s === 8) {
+    if (dec) {
+      r = (a - 1) | 0;
+      rh = a === 0 ? (ah - 1) | 0 : ah;
+    } else {
+      r = (a + 1) | 0;
+      rh = r === 0 ? (ah + 1) | 0 : ah;
+    }
+  } else if (s === 4) r = dec ? (a - 1) | 0 : (a + 1) | 0;
+  else r = (dec ? a - 1 : a + 1) & mask(s);
+  setLazy(cpu, dec ? LF_DEC : LF_INC, s, a, 1, r, ah, 0, rh);
+  cpu.lfCf = cf;
+  resHi = rh;
+  return r;
+}
+
+function popf(cpu: Cpu, v: number, s: number): void {
+  const st = cpu.state;
+  const m = cpu.mode();
+  const iopl = (cpu.rfl >> 12) & 3;
+  if (m === 6 && iopl !== 3) cpu.fault(13, 0);
+  // Writable bits: arithmetic, TF, DF, NT, AC, ID; IF if CPL <= IOPL; IOPL at CPL 0. VM/RF/VIP/VIF kept.
+  let writable = ARITH_FLAGS | 0x100 | 0x400 | 0x4000 | 0x40000 | 0x200000;
+  if (st.cpl <= iopl || m === 0) writable |= 0x200;
+  if (st.cpl === 0 || m === 0) writable |= 0x3000;
+  if (s === 2) writable &= 0xffff;
+  const old = cpu.getRflags();
+  cpu.setRflags((old & ~writable) | (v & writable));
+}
+
+function softInt(cpu: Cpu, d: Insn, vector: number, exception: boolean): void {
+  if (exception && cpu.interceptExceptions & (1 << vector)) cpu.trap(vector);
+  const st = cpu.state;
+  cpu.deliverInterrupt(vector, -1, true, d.nextLo, d.nextHi);
+  void st;
+}
+
+function group3(cpu: Cpu, d: Insn, s: number): void {
+  const g = d.reg & 7;
+  const st = cpu.state;
+  const R = st.gprLo;
+  const H = st.gprHi;
+  switch (g) {
+    case 0:
+    case 1: {
+      const a = rdRM(cpu, d, s, false);
+      alu(cpu, 4, s, a, cpu.tmpHi, s === 1 ? d.imm & 0xff : s === 2 ? d.imm & 0xffff : d.imm, d.imm >> 31);
+      return;
+    }
+    case 2: {
+      const a = rdRM(cpu, d, s, true);
+      wrRM(cpu, d, s, ~a & mask(s), ~cpu.tmpHi);
+      return;
+    }
+    case 3: {
+      const a = rdRM(cpu, d, s, true);
+      const r = alu(cpu, 5, s, 0, 0, a, cpu.tmpHi);
+      wrRM(cpu, d, s, r, resHi);
+      return;
+    }
+    case 4:
+    case 5: {
+      const signed = g === 5;
+      const b = rdRM(cpu, d, s, false);
+      const bh = cpu.tmpHi;
+      let of = false;
+      if (s === 1) {
+        const a = R[0] & 0xff;
+        const p = signed ? ((a << 24) >> 24) * ((b << 24) >> 24) : a * b;
+        R[0] = (R[0] & ~0xffff) | (p & 0xffff);
+        of = signed ? p !== (p << 24) >> 24 : p >> 8 !== 0;
+        mulFlags(cpu, of, p & 0xff);
+      } else if (s === 2) {
+        const a = R[0] & 0xffff;
+        const p = signed ? ((a << 16) >> 16) * ((b << 16) >> 16) : a * b;
+        R[0] = (R[0] & ~0xffff) | (p & 0xffff);
+        R[2] = (R[2] & ~0xffff) | ((p >> 16) & 0xffff);
+        of = signed ? p !== (p << 16) >> 16 : p >>> 16 !== 0;
+        mulFlags(cpu, of, p & 0xffff);
+      } else if (s === 4) {
+        const a = R[0];
+        const p = signed ? BigInt(a) * BigInt(b) : BigInt(a >>> 0) * BigInt(b >>> 0);
+        const lo = loOf(p),
+          hi = hiOf(p);
+        R[0] = lo;
+        R[2] = hi;
+        H[0] = 0;
+        H[2] = 0;
+        of = signed ? hi !== lo >> 31 : hi !== 0;
+        mulFlags(cpu, of, lo);
+      } else {
+        const a = signed ? toBigS(R[0], H[0]) : toBig(R[0], H[0]);
+        const bb = signed ? toBigS(b, bh) : toBig(b, bh);
+        const p = BigInt.asUintN(128, a * bb);
+        const lo = p & 0xffffffffffffffffn;
+        const hi = p >> 64n;
+        R[0] = loOf(lo);
+        H[0] = hiOf(lo);
+        R[2] = loOf(hi);
+        H[2] = hiOf(hi);
+        of = signed ? hi !== (BigInt.asIntN(64, lo) < 0n ? 0xffffffffffffffffn : 0n) : hi !== 0n;
+        mulFlags(cpu, of, R[0] | H[0]);
+      }
+      return;
+    }
+    case 6:
+    case 7: {
+      const signed = g === 7;
+      const b = rdRM(cpu, d, s, false);
+      const bh = cpu.tmpHi;
+      if (s === 1) {
+        const a = R[0] & 0xffff;
+        const dv = signed ? (b << 24) >> 24 : b;
+        if (dv === 0) cpu.fault(0, -1);
+        const n = signed ? (a << 16) >> 16 : a;
+        const q = Math.trunc(n / dv);
+        const r = n - q * dv;
+        if (signed ? q > 127 || q < -128 : q > 255) cpu.fault(0, -1);
+        R[0] = (R[0] & ~0xffff) | (q & 0xff) | ((r & 0xff) << 8);
+      } else if (s === 2) {
+        const n0 = ((R[2] & 0xffff) << 16) | (R[0] & 0xffff);
+        const dv = signed ? (b << 16) >> 16 : b;
+        if (dv === 0) cpu.fault(0, -1);
+        const n = signed ? n0 : n0 >>> 0;
+        const q = Math.trunc(n / dv);
+        const r = n - q * dv;
+        if (signed ? q > 32767 || q < -32768 : q > 65535) cpu.fault(0, -1);
+        R[0] = (R[0] & ~0xffff) | (q & 0xffff);
+        R[2] = (R[2] & ~0xffff) | (r & 0xffff);
+      } else if (s === 4) {
+        if (b === 0) cpu.fault(0, -1);
+        if (!signed && R[2] === 0) {
+          const n = R[0] >>> 0,
+            dv = b >>> 0;
+          const q = Math.floor(n / dv);
+          R[0] = q | 0;
+          R[2] = (n - q * dv) | 0;
+        } else {
+          const n = signed ? BigInt.asIntN(64, toBig(R[0], R[2])) : toBig(R[0], R[2]);
+          const dv = signed ? BigInt(b) : BigInt(b >>> 0);
+          const q = n / dv;
+          const r = n % dv;
+          if (signed ? q > 0x7fffffffn || q < -0x80000000n : q > 0xffffffffn) cpu.fault(0, -1);
+          R[0] = loOf(q);
+          R[2] = loOf(r);
+        }
+        H[0] = 0;
+        H[2] = 0;
+      } else {
+        const dvb = signed ? toBigS(b, bh) : toBig(b, bh);
+        if (dvb === 0n) cpu.fault(0, -1);
+        const n128 = (toBig(R[2], H[2]) << 64n) | toBig(R[0], H[0]);
+        const n = signed ? BigInt.asIntN(128, n128) : n128;
+        const q = n / dvb;
+        const r = n % dvb;
+        if (signed ? q > 0x7fffffffffffffffn || q < -0x8000000000000000n : q > 0xffffffffffffffffn)
+          cpu.fault(0, -1);
+        R[0] = loOf(q);
+        H[0] = hiOf(q);
+        R[2] = loOf(r);
+        H[2] = hiOf(r);
+      }
+      return;
+    }
+  }
+}
+
+function mulFlags(cpu: Cpu, of: boolean, low: number): void {
+  cpu.setArith((of ? 0x801 : 0) | PARITY[low & 0xff] | (low === 0 ? 0x40 : 0));
+}
+
+function imul2(cpu: Cpu, d: Insn, s: number, a: number, ah: number, b: number, bh: number): void {
+  let lo: number,
+    hi = 0,
+    of: boolean;
+  if (s === 2) {
+    const p = ((a << 16) >> 16) * ((b << 16) >> 16);
+    lo = p & 0xffff;
+    of = p !== (p << 16) >> 16;
+  } else if (s === 4) {
+    lo = Math.imul(a, b);
+    of = a * b !== lo;
+  } else {
+    const p = toBigS(a, ah) * toBigS(b, bh);
+    const t = BigInt.asIntN(64, p);
+    lo = loOf(t);
+    hi = hiOf(t);
+    of = t !== p;
+  }
+  setR(cpu, d, s, d.reg, lo, hi);
+  cpu.setArith((of ? 0x801 : 0) | szp(s, lo, hi));
+}
+
+function group45(cpu: Cpu, d: Insn, s: number): number {
+  const g = d.reg & 7;
+  const long = cpu.curMode === 5;
+  if (g < 2) {
+    const a = rdRM(cpu, d, s, true);
+    const r = incdec(cpu, s, a, cpu.tmpHi, g === 1);
+    wrRM(cpu, d, s, r, resHi);
+    return 1;
+  }
+  if (d.op === 0xfe) return ud(cpu, d);
+  switch (g) {
+    case 2:
+    case 4: {
+      const ss = long ? 8 : s;
+      const v = rdRM(cpu, d, ss, false);
+      const vh = long ? cpu.tmpHi : 0;
+      if (long && (vh << 16) >> 16 !== vh) cpu.fault(13, 0);
+      if (g === 2) push(cpu, ss, ss === 2 ? cpu.state.ripLo & 0xffff : cpu.state.ripLo, cpu.state.ripHi);
+      setRip(cpu, v, vh, ss);
+      return 1;
+    }
+    case 3:
+    case 5: {
+      if (d.mod === 3) return ud(cpu, d);
+      linOf(cpu, d, s + 2, false);
+      const off = rdMem(cpu, s === 8 ? 8 : s);
+      const offHi = s === 8 ? cpu.tmpHi : 0;
+      const n = (eaLo >>> 0) + s;
+      const sel = cpu.rdS(n | 0, (eaHi + (n > 0xffffffff ? 1 : 0)) | 0, 2);
+      if (g === 3) systemOps.farCall(cpu, sel, s === 2 ? off & 0xffff : off, offHi, s);
+      else systemOps.farJump(cpu, sel, s === 2 ? off & 0xffff : off, offHi, s);
+      return 1;
+    }
+    case 6: {
+      const v = rdRM(cpu, d, s, false);
+      push(cpu, s, v, cpu.tmpHi);
+      return 1;
+    }
+  }
+  return ud(cpu, d);
+}
+
+function enter(cpu: Cpu, d: Insn): void {
+  const st = cpu.state;
+  const R = st.gprLo,
+    H = st.gprHi;
+  const s = d.osz;
+  const size = d.imm & 0xffff;
+  const level = d.imm2 & 31;
+  const saveLo = [R[4], R[5]],
+    saveHi = [H[4], H[5]];
+  try {
+    push(cpu, s, getR(cpu, d, s, 5), cpu.tmpHi);
+    const frameLo = getR(cpu, d, s, 4);
+    const frameHi = cpu.tmpHi;
+    if (level > 0) {
+      let bpLo = saveLo[1],
+        bpHi = saveHi[1];
+      for (let i = 1; i < level; i++) {
+        const t = (bpLo >>> 0) - s;
+        bpLo = t | 0;
+        if (t < 0) bpHi = (bpHi - 1) | 0;
+        let v: number, vh: number;
+        if (cpu.curMode === 5) {
+          v = cpu.rdS(bpLo, bpHi, s);
+          vh = cpu.tmpHi;
+        } else {
+          v = cpu.rdS(cpu.flat ? bpLo : cpu.segLin(2, bpLo, s, false), 0, s);
+          vh = 0;
+        }
+        push(cpu, s, v, vh);
+      }
+      push(cpu, s, frameLo, frameHi);
+    }
+    setR(cpu, d, s, 5, frameLo, frameHi);
+    adjustSp(cpu, -size);
+  } catch (e) {
+    R[4] = saveLo[0];
+    R[5] = saveLo[1];
+    H[4] = saveHi[0];
+    H[5] = saveHi[1];
+    throw e;
+  }
+}
+
+function bcdAdjust(cpu: Cpu, op: number): void {
+  const R = cpu.state.gprLo;
+  const f = cpu.arith();
+  let al = R[0] & 0xff;
+  let cf = f & 1;
+  const af = (f & 0x10) !== 0;
+  const oldAl = al;
+  let newAf = 0;
+  switch (op) {
+    case 0x27: // DAA
+      if ((al & 0xf) > 9 || af) {
+        al = (al + 6) & 0xff;
+        newAf = 0x10;
+      }
+      if (oldAl > 0x99 || cf) {
+        al = (al + 0x60) & 0xff;
+        cf = 1;
+      } else cf = 0;
+      break;
+    case 0x2f: // DAS
+      if ((al & 0xf) > 9 || af) {
+        al = (al - 6) & 0xff;
+        newAf = 0x10;
+      }
+      if (oldAl > 0x99 || cf) {
+        al = (al - 0x60) & 0xff;
+        cf = 1;
+      } else cf = 0;
+      break;
+    case 0x37: // AAA
+    case 0x3f: {
+      // AAS
+      if ((al & 0xf) > 9 || af) {
+        const ax = R[0] & 0xffff;
+        const nax = op === 0x37 ? ax + 0x106 : ax - 0x106;
+        R[0] = (R[0] & ~0xffff) | (nax & 0xffff);
+        cf = 1;
+        newAf = 0x10;
+      } else cf = 0;
+      R[0] &= ~0xf0;
+      cpu.setArith(cf | newAf | szp(1, R[0] & 0xff, 0));
+      return;
+    }
+  }
+  R[0] = (R[0] & ~0xff) | al;
+  cpu.setArith(cf | newAf | szp(1, al, 0));
+}
+
+function aamAad(cpu: Cpu, d: Insn): void {
+  const R = cpu.state.gprLo;
+  const base = d.imm & 0xff;
+  if (d.op === 0xd4) {
+    if (base === 0) cpu.fault(0, -1);
+    const al = R[0] & 0xff;
+    const ah = Math.floor(al / base);
+    const nal = al % base;
+    R[0] = (R[0] & ~0xffff) | (ah << 8) | nal;
+    cpu.setArith(szp(1, nal, 0));
+  } else {
+    const al = ((R[0] & 0xff) + ((R[0] >> 8) & 0xff) * base) & 0xff;
+    R[0] = (R[0] & ~0xffff) | al;
+    cpu.setArith(szp(1, al, 0));
+  }
+}
+
+// ---------------- string instructions ----------------
+
+function stringOp(cpu: Cpu, d: Insn): number {
+  const st = cpu.state;
+  const R = st.gprLo;
+  const op = d.op;
+  const sz = op & 1 ? d.osz : 1;
+  const delta = cpu.rfl & 0x400 ? -sz : sz;
+  const rep = d.rep !== 0;
+  const isCmp = op === 0xa6 || op === 0xa7 || op === 0xae || op === 0xaf;
+  const isIo = op >= 0x6c && op <= 0x6f;
+  if (isIo) {
+    const port = R[2] & 0xffff;
+    cpu.exitPrivPort = -1;
+    cpu.exitPrivSize = sz;
+    systemOps.ioCheck(cpu, op < 0x6e ? 9 : 10, port, sz);
+  }
+  let iter = 0;
+  for (;;) {
+    if (rep && countZero(cpu, d.asz)) break;
+    if (iter >= REP_CHUNK) {
+      // Yield; the instruction resumes where it stopped.
+      st.ripLo = d.ripLo;
+      st.ripHi = d.ripHi;
+      return 0;
+    }
+    switch (op) {
+      case 0xa4:
+      case 0xa5: {
+        strAddr(cpu, d, true, sz, false);
+        const v = rdMem(cpu, sz);
+        const vh = cpu.tmpHi;
+        strAddr(cpu, d, false, sz, true);
+        wrMem(cpu, sz, v, vh);
+        stepIndex(cpu, 6, d.asz, delta);
+        stepIndex(cpu, 7, d.asz, delta);
+        break;
+      }
+      case 0xaa:
+      case 0xab: {
+        strAddr(cpu, d, false, sz, true);
+        wrMem(cpu, sz, getR(cpu, d, sz, 0), cpu.tmpHi);
+        stepIndex(cpu, 7, d.asz, delta);
+        break;
+      }
+      case 0xac:
+      case 0xad: {
+        strAddr(cpu, d, true, sz, false);
+        const v = rdMem(cpu, sz);
+        setR(cpu, d, sz, 0, v, cpu.tmpHi);
+        stepIndex(cpu, 6, d.asz, delta);
+        break;
+      }
+      case 0xa6:
+      case 0xa7: {
+        strAddr(cpu, d, true, sz, false);
+        const a = rdMem(cpu, sz);
+        const ah = cpu.tmpHi;
+        strAddr(cpu, d, false, sz, false);
+        const b = rdMem(cpu, sz);
+        alu(cpu, 7, sz, a, ah, b, cpu.tmpHi);
+        stepIndex(cpu, 6, d.asz, delta);
+        stepIndex(cpu, 7, d.asz, delta);
+        break;
+      }
+      case 0xae:
+      case 0xaf: {
+        strAddr(cpu, d, false, sz, false);
+        const b = rdMem(cpu, sz);
+        const bh = cpu.tmpHi;
+        const a = getR(cpu, d, sz, 0);
+        alu(cpu, 7, sz, a, cpu.tmpHi, b, bh);
+        stepIndex(cpu, 7, d.asz, delta);
+        break;
+      }
+      case 0x6c:
+      case 0x6d: {
+        strAddr(cpu, d, false, sz, true);
+        // Probe the destination before reading the port (a fault must not consume input).
+        cpu.xlate(eaLo, eaHi, 1, st.cpl === 3);
+        const v = systemOps.in(cpu, R[2] & 0xffff, sz);
+        wrMem(cpu, sz, v, 0);
+        stepIndex(cpu, 7, d.asz, delta);
+        break;
+      }
+      case 0x6e:
+      case 0x6f: {
+        strAddr(cpu, d, true, sz, false);
+        const v = rdMem(cpu, sz);
+        systemOps.out(cpu, R[2] & 0xffff, sz, v);
+        stepIndex(cpu, 6, d.asz, delta);
+        break;
+      }
+    }
+    iter++;
+    if (!rep) break;
+    decCount(cpu, d.asz);
+    if (isCmp) {
+      const zf = (cpu.arith() & 0x40) !== 0;
+      if (d.rep === 0xf3 && !zf) break;
+      if (d.rep === 0xf2 && zf) break;
+    }
+  }
+  return 1;
+}
+
+// ---------------- two-byte opcodes ----------------
+
+function exec0f(cpu: Cpu, d: Insn): number {
+  const st = cpu.state;
+  const R = st.gprLo;
+  const H = st.gprHi;
+  const op = d.op;
+  const s = d.osz;
+  const long = cpu.curMode === 5;
+  if (op >= 0x140 && op <= 0x14f) {
+    const v = rdRM(cpu, d, s, false);
+    const vh = cpu.tmpHi;
+    if (cpu.cond(op & 15)) setR(cpu, d, s, d.reg, v, vh);
+    else if (s === 4) H[d.reg] = 0;
+    return 1;
+  }
+  if (op >= 0x190 && op <= 0x19f) {
+    const v = cpu.cond(op & 15) ? 1 : 0;
+    if (d.mod !== 3) linOf(cpu, d, 1, true);
+    wrRM(cpu, d, 1, v, 0);
+    return 1;
+  }
+  if (op >= 0x1c8 && op <= 0x1cf) {
+    const r = (op & 7) | ((d.rex & 1) << 3);
+    const sw = (v: number) => ((v & 0xff) << 24) | ((v & 0xff00) << 8) | ((v >>> 8) & 0xff00) | (v >>> 24);
+    if (s === 8) {
+      const lo = R[r],
+        hi = H[r];
+      R[r] = sw(hi);
+      H[r] = sw(lo);
+    } else if (s === 4) {
+      R[r] = sw(R[r]);
+      H[r] = 0;
+    } else R[r] &= ~0xffff; // BSWAP r16 is undefined; zero as hardware does
+    return 1;
+  }
+  switch (op) {
+    case 0x100:
+      return group6(cpu, d);
+    case 0x101:
+      return group7(cpu, d);
+    case 0x102:
+    case 0x103: {
+      if (cpu.curMode === 0 || cpu.curMode === 6) return ud(cpu, d);
+      const sel = rdRM(cpu, d, 2, false) & 0xffff;
+      const v = op === 0x102 ? systemOps.lar(cpu, sel) : systemOps.lsl(cpu, sel);
+      if (v === -1) setSome(cpu, 0x40, 0);
+      else {
+        setSome(cpu, 0x40, 0x40);
+        setR(cpu, d, s, d.reg, v, 0);
+      }
+      return 1;
+    }
+    case 0x105:
+      if (cpu.interceptSyscall) cpu.exitWith(3);
+      systemOps.syscall(cpu);
+      return 1;
+    case 0x106:
+      cpu.exitPrivOp = 11;
+      systemOps.clts(cpu);
+      return 1;
+    case 0x107:
+      cpu.exitPrivOp = 26;
+      systemOps.sysret(cpu, s === 8 ? 8 : 4);
+      return 1;
+    case 0x108:
+      cpu.exitPrivOp = 21;
+      systemOps.invd(cpu);
+      return 1;
+    case 0x109:
+      cpu.exitPrivOp = 20;
+      systemOps.wbinvd(cpu);
+      return 1;
+    case 0x10b:
+    case 0x1b9:
+    case 0x1ff:
+      return ud(cpu, d); // UD2, UD1, UD0
+    case 0x10d:
+    case 0x118:
+      if (d.mod === 3 && op === 0x10d) return ud(cpu, d);
+      return 1; // PREFETCH*: no memory access, never faults
+    case 0x119:
+    case 0x11a:
+    case 0x11b:
+    case 0x11c:
+    case 0x11d:
+    case 0x11e:
+    case 0x11f:
+      return 1; // hint NOPs
+    case 0x120:
+    case 0x121:
+    case 0x122:
+    case 0x123: {
+      // MOV r, CRn / DRn and back: operand is always the register (mod ignored).
+      const n = d.reg;
+      const rr = d.rm;
+      cpu.exitPrivReg = rr;
+      cpu.exitPrivCr = n;
+      if (op === 0x120) {
+        cpu.exitPrivOp = 1;
+        const v = systemOps.movFromCr(cpu, n, rr);
+        if (long) setR(cpu, d, 8, rr, v, cpu.tmpHi);
+        else setR(cpu, d, 4, rr, v, 0);
+      } else if (op === 0x122) {
+        cpu.exitPrivOp = 2;
+        systemOps.movToCr(cpu, n, R[rr], long ? H[rr] : 0, rr);
+      } else if (op === 0x121) {
+        cpu.exitPrivOp = 3;
+        const v = systemOps.movFromDr(cpu, n, rr);
+        if (long) setR(cpu, d, 8, rr, v, cpu.tmpHi);
+        else setR(cpu, d, 4, rr, v, 0);
+      } else {
+        cpu.exitPrivOp = 4;
+        systemOps.movToDr(cpu, n, R[rr], long ? H[rr] : 0, rr);
+      }
+      return 1;
+    }
+    case 0x130:
+      cpu.exitPrivOp = 6;
+      systemOps.wrmsr(cpu);
+      return 1;
+    case 0x131:
+      cpu.exitPrivOp = 23;
+      systemOps.rdtsc(cpu);
+      return 1;
+    case 0x132:
+      cpu.exitPrivOp = 5;
+      systemOps.rdmsr(cpu);
+      return 1;
+    case 0x133:
+      cpu.exitPrivOp = 22;
+      systemOps.rdpmc(cpu);
+      return 1;
+    case 0x134:
+      if (cpu.interceptSysenter) cpu.exitWith(4);
+      systemOps.sysenter(cpu);
+      return 1;
+    case 0x135:
+      cpu.exitPrivOp = 27;
+      systemOps.sysexit(cpu, s === 8 ? 8 : 4);
+      return 1;
+    case 0x1a2:
+      systemOps.cpuid(cpu);
+      return 1;
+    case 0x1a3:
+    case 0x1ab:
+    case 0x1b3:
+    case 0x1bb:
+    case 0x1ba:
+      return bitTest(cpu, d);
+    case 0x1a4:
+    case 0x1a5:
+    case 0x1ac:
+    case 0x1ad: {
+      const a = rdRM(cpu, d, s, true);
+      const ah = cpu.tmpHi;
+      const b = getR(cpu, d, s, d.reg);
+      const bh = cpu.tmpHi;
+      const raw = op & 1 ? R[1] & 0xff : d.imm;
+      const c = raw & (s === 8 ? 0x3f : 0x1f);
+      if (c === 0) return 1;
+      const r = shiftDouble(cpu, s, a, ah, b, bh, c, op < 0x1ac);
+      wrRM(cpu, d, s, r, resHi);
+      return 1;
+    }
+    case 0x1ae: {
+      const g = d.reg & 7;
+      if (d.mod === 3) {
+        if (g >= 5) return 1; // LFENCE / MFENCE / SFENCE
+        return ud(cpu, d); // RDFSBASE etc. not supported
+      }
+      if (g === 7) {
+        // CLFLUSH: checks the address like a read.
+        linOf(cpu, d, 1, false);
+        rdMem(cpu, 1);
+        return 1;
+      }
+      return fpuUnavailable(cpu, d, g <= 1 || g >= 4); // FXSAVE/FXRSTOR/LDMXCSR/STMXCSR/XSAVE...
+    }
+    case 0x1af: {
+      const a = rdRM(cpu, d, s, false);
+      const ah = cpu.tmpHi;
+      const b = getR(cpu, d, s, d.reg);
+      imul2(cpu, d, s, a, ah, b, cpu.tmpHi);
+      return 1;
+    }
+    case 0x1b0:
+    case 0x1b1: {
+      const sz = op & 1 ? s : 1;
+      const dst = rdRM(cpu, d, sz, true);
+      const dh = cpu.tmpHi;
+      const acc = getR(cpu, d, sz, 0);
+      const acch = cpu.tmpHi;
+      alu(cpu, 7, sz, acc, acch, dst, dh);
+      const eq = (cpu.arith() & 0x40) !== 0;
+      if (eq) wrRM(cpu, d, sz, getR(cpu, d, sz, d.reg), cpu.tmpHi);
+      else {
+        // The destination is written back with its own value (locked cycle), then the accumulator loaded.
+        if (d.mod !== 3) wrMem(cpu, sz, dst, dh);
+        setR(cpu, d, sz, 0, dst, dh);
+      }
+      return 1;
+    }
+    case 0x1b2:
+    case 0x1b4:
+    case 0x1b5:
+      return ud(cpu, d); // LSS/LFS/LGS: far pointer loads not supported
+    case 0x1b6:
+    case 0x1b7:
+    case 0x1be:
+    case 0x1bf: {
+      const ss = op & 1 ? 2 : 1;
+      let v = rdRM(cpu, d, ss, false);
+      if (op >= 0x1be) v = ss === 1 ? (v << 24) >> 24 : (v << 16) >> 16;
+      setR(cpu, d, s, d.reg, s === 2 ? v & 0xffff : v, v >> 31);
+      return 1;
+    }
+    case 0x1b8: {
+      if (d.rep !== 0xf3) return ud(cpu, d);
+      const v = rdRM(cpu, d, s, false);
+      const vh = s === 8 ? cpu.tmpHi : 0;
+      const c = popcnt(s === 4 || s === 8 ? v : v & mask(s)) + (s === 8 ? popcnt(vh) : 0);
+      setR(cpu, d, s, d.reg, c, 0);
+      cpu.setArith(c === 0 ? 0x40 : 0);
+      return 1;
+    }
+    case 0x1bc:
+    case 0x1bd:
+      return bitScan(cpu, d);
+    case 0x1c0:
+    case 0x1c1: {
+      const sz = op & 1 ? s : 1;
+      const dst = rdRM(cpu, d, sz, true);
+      const dh = cpu.tmpHi;
+      const src = getR(cpu, d, sz, d.reg);
+      const sh = cpu.tmpHi;
+      const r = alu(cpu, 0, sz, dst, dh, src, sh);
+      const rh = resHi;
+      wrRM(cpu, d, sz, r, rh);
+      if (!(d.mod === 3 && d.rm === d.reg)) setR(cpu, d, sz, d.reg, dst, dh);
+      return 1;
+    }
+    case 0x1c7: {
+      const g = d.reg & 7;
+      if (g === 1 && d.mod !== 3) {
+        // CMPXCHG8B / CMPXCHG16B
+        if (s === 8) {
+          linOf(cpu, d, 16, true);
+          if (eaLo & 15) cpu.fault(13, 0);
+          const m0 = rdMem(cpu, 8),
+            m0h = cpu.tmpHi;
+          const n = (eaLo >>> 0) + 8;
+          const a2l = n | 0,
+            a2h = (eaHi + (n > 0xffffffff ? 1 : 0)) | 0;
+          const m1 = cpu.rdS(a2l, a2h, 8),
+            m1h = cpu.tmpHi;
+          if (m0 === R[0] && m0h === H[0] && m1 === R[2] && m1h === H[2]) {
+            cpu.wrS(a2l, a2h, 8, R[1], H[1]);
+            wrMem(cpu, 8, R[3], H[3]);
+            setSome(cpu, 0x40, 0x40);
+          } else {
+            cpu.wrS(a2l, a2h, 8, m1, m1h);
+            wrMem(cpu, 8, m0, m0h);
+            R[0] = m0;
+            H[0] = m0h;
+            R[2] = m1;
+            H[2] = m1h;
+            setSome(cpu, 0x40, 0);
+          }
+        } else {
+          linOf(cpu, d, 8, true);
+          const lo = rdMem(cpu, 8),
+            hi = cpu.tmpHi;
+          if (lo === R[0] && hi === R[2]) {
+            wrMem(cpu, 8, R[3], R[1]);
+            setSome(cpu, 0x40, 0x40);
+          } else {
+            wrMem(cpu, 8, lo, hi);
+            setR(cpu, d, 4, 0, lo, 0);
+            setR(cpu, d, 4, 2, hi, 0);
+            setSome(cpu, 0x40, 0);
+          }
+        }
+        return 1;
+      }
+      return ud(cpu, d); // RDRAND/RDSEED/VMPTRLD...: not supported
+    }
+  }
+  if (isSse(op) || op === 0x177) return fpuUnavailable(cpu, d, true);
+  return ud(cpu, d);
+}
+
+function popcnt(v: number): number {
+  v = v - ((v >>> 1) & 0x55555555);
+  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
+  return (Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24) & 0xff;
+}
+
+function clz32x(v: number): number {
+  return Math.clz32(v);
+}
+
+function bitScan(cpu: Cpu, d: Insn): number {
+  const s = d.osz;
+  const v = rdRM(cpu, d, s, false);
+  const vh = s === 8 ? cpu.tmpHi : 0;
+  const bits = s * 8;
+  const lo = s < 4 ? v & mask(s) : v;
+  const zero = (lo | vh) === 0;
+  const tz = (): number => {
+    if (lo !== 0) return 31 - clz32x(lo & -lo);
+    return 32 + 31 - clz32x(vh & -vh);
+  };
+  const msb = (): number => {
+    if (s === 8 && vh !== 0) return 63 - clz32x(vh);
+    return 31 - clz32x(lo);
+  };
+  if (d.rep === 0xf3) {
+    // TZCNT / LZCNT
+    let c: number;
+    if (d.op === 0x1bc) c = zero ? bits : tz();
+    else c = zero ? bits : bits - 1 - msb();
+    setR(cpu, d, s, d.reg, c, 0);
+    cpu.setArith((c === 0 ? 0x40 : 0) | (zero ? 1 : 0));
+    return 1;
+  }
+  if (zero) {
+    // Destination unchanged (as hardware does), ZF = 1.
+    cpu.setArith(0x40);
+    return 1;
+  }
+  const r = d.op === 0x1bc ? tz() : msb();
+  setR(cpu, d, s, d.reg, r, 0);
+  cpu.setArith(0);
+  return 1;
+}
+
+function bitTest(cpu: Cpu, d: Insn): number {
+  const st = cpu.state;
+  const s = d.osz;
+  const bits = s * 8;
+  let kind: number; // 0 BT, 1 BTS, 2 BTR, 3 BTC
+  let offLo: number,
+    offHi = 0;
+  let fromImm = false;
+  if (d.op === 0x1ba) {
+    const g = d.reg & 7;
+    if (g < 4) return ud(cpu, d);
+    kind = g - 4;
+    offLo = d.imm & 0xff;
+    fromImm = true;
+  } else {
+    kind = d.op === 0x1a3 ? 0 : d.op === 0x1ab ? 1 : d.op === 0x1b3 ? 2 : 3;
+    offLo = getR(cpu, d, s, d.reg);
+    offHi = s === 8 ? cpu.tmpHi : 0;
+    if (s === 2) offLo = (offLo << 16) >> 16;
+  }
+  let v: number,
+    vh = 0;
+  let bit: number;
+  if (d.mod === 3 || fromImm) {
+    bit = offLo & (bits - 1);
+    if (d.mod === 3) {
+      v = getR(cpu, d, s, d.rm);
+      vh = s === 8 ? cpu.tmpHi : 0;
+    } else {
+      linOf(cpu, d, s, kind !== 0);
+      v = rdMem(cpu, s);
+      vh = s === 8 ? cpu.tmpHi : 0;
+    }
+  } else {
+    // Bit string: the offset selects a word relative to the operand address (signed).
+    const off = s === 8 ? offHi * 4294967296 + (offLo >>> 0) : offLo;
+    const wordIdx = Math.floor(off / bits);
+    bit = off - wordIdx * bits;
+    offsetOf(cpu, d);
+    const delta = wordIdx * s;
+    const t = (eaLo >>> 0) + delta;
+    if (d.asz === 8) {
+      eaLo = (t % 4294967296) | 0;
+      eaHi = (eaHi + Math.floor(t / 4294967296)) | 0;
+    } else eaLo = d.asz === 4 ? t | 0 : t & 0xffff;
+    applySeg(cpu, d.seg >= 0 ? d.seg : d.defSeg, s, kind !== 0);
+    v = rdMem(cpu, s);
+    vh = s === 8 ? cpu.tmpHi : 0;
+  }
+  const cf = bit < 32 ? (v >>> bit) & 1 : (vh >>> (bit - 32)) & 1;
+  if (kind !== 0) {
+    let nv = v,
+      nvh = vh;
+    const m = bit < 32 ? 1 << bit : 0;
+    const mh = bit >= 32 ? 1 << (bit - 32) : 0;
+    if (kind === 1) {
+      nv |= m;
+      nvh |= mh;
+    } else if (kind === 2) {
+      nv &= ~m;
+      nvh &= ~mh;
+    } else {
+      nv ^= m;
+      nvh ^= mh;
+    }
+    if (d.mod === 3) setR(cpu, d, s, d.rm, s < 4 ? nv & mask(s) : nv, nvh);
+    else wrMem(cpu, s, s < 4 ? nv & mask(s) : nv, nvh);
+  }
+  setSome(cpu, 1, cf);
+  void st;
+  return 1;
+}
+
+function shiftDouble(
+  cpu: Cpu,
+  s: number,
+  a: number,
+  ah: number,
+  b: number,
+  bh: number,
+  c: number,
+  left: boolean,
+): number {
+  const bits = s * 8;
+  if (s < 8) {
+    a &= mask(s);
+    b &= mask(s);
+    ah = 0;
+    bh = 0;
+  }
+  let lo = a,
+    hi = ah,
+    slo = b,
+    shi = bh;
+  let cf = 0;
+  const orig = bitAt(a, ah, bits - 1);
+  for (let i = 0; i < c; i++) {
+    if (left) {
+      cf = bitAt(lo, hi, bits - 1);
+      const inBit = bitAt(slo, shi, bits - 1);
+      [lo, hi] = shl1(lo, hi, s, inBit);
+      [slo, shi] = shl1(slo, shi, s, 0);
+    } else {
+      cf = lo & 1;
+      const inBit = slo & 1;
+      [lo, hi] = shr1(lo, hi, s, inBit);
+      [slo, shi] = shr1(slo, shi, s, 0);
+    }
+  }
+  const of = bitAt(lo, hi, bits - 1) ^ orig;
+  cpu.setArith(cf | (of << 11) | szp(s, lo, hi));
+  resHi = hi;
+  return lo;
+}
+
+function group6(cpu: Cpu, d: Insn): number {
+  const g = d.reg & 7;
+  if (cpu.curMode === 0 || cpu.curMode === 6) return ud(cpu, d);
+  switch (g) {
+    case 0:
+    case 1: {
+      const v = g === 0 ? systemOps.storeLdtr(cpu) : systemOps.storeTr(cpu);
+      if (d.mod === 3) setR(cpu, d, d.osz, d.rm, v, 0);
+      else {
+        linOf(cpu, d, 2, true);
+        wrMem(cpu, 2, v, 0);
+      }
+      return 1;
+    }
+    case 2:
+    case 3: {
+      const sel = rdRM(cpu, d, 2, false) & 0xffff;
+      cpu.exitPrivOp = g === 2 ? 16 : 17;
+      systemOps.descriptorTableOp(cpu, g === 2 ? DescOp.LLDT : DescOp.LTR, sel, 0, d.osz);
+      return 1;
+    }
+    case 4:
+    case 5: {
+      const sel = rdRM(cpu, d, 2, false) & 0xffff;
+      const ok = g === 4 ? systemOps.verr(cpu, sel) : systemOps.verw(cpu, sel);
+      setSome(cpu, 0x40, ok ? 0x40 : 0);
+      return 1;
+    }
+  }
+  return ud(cpu, d);
+}
+
+function group7(cpu: Cpu, d: Insn): number {
+  const g = d.reg & 7;
+  const st = cpu.state;
+  if (d.mod === 3) {
+    const rm = d.rm & 7;
+    if (g === 7 && rm === 0) {
+      if (cpu.curMode !== 5) return ud(cpu, d);
+      cpu.exitPrivOp = 25;
+      systemOps.swapgs(cpu);
+      return 1;
+    }
+    if (g === 7 && rm === 1) {
+      systemOps.rdtscp(cpu);
+      return 1;
+    }
+    if (g === 4) {
+      const v = systemOps.smsw(cpu);
+      setR(cpu, d, d.osz, d.rm, v, 0);
+      return 1;
+    }
+    if (g === 6) {
+      cpu.exitPrivOp = 24;
+      systemOps.lmsw(cpu, getR(cpu, d, 2, d.rm));
+      return 1;
+    }
+    if (g === 2 && (rm === 0 || rm === 1)) {
+      // XGETBV/XSETBV: no XSAVE support.
+      return ud(cpu, d);
+    }
+    return ud(cpu, d);
+  }
+  switch (g) {
+    case 0:
+    case 1:
+    case 2:
+    case 3: {
+      const opSize = cpu.curMode === 5 ? 8 : d.osz;
+      linOf(cpu, d, opSize === 8 ? 10 : 6, g < 2);
+      cpu.exitPrivOp = g === 2 ? 14 : g === 3 ? 15 : 99;
+      cpu.exitPrivLinLo = eaLo;
+      cpu.exitPrivLinHi = eaHi;
+      const ops = [DescOp.SGDT, DescOp.SIDT, DescOp.LGDT, DescOp.LIDT];
+      systemOps.descriptorTableOp(cpu, ops[g], eaLo, eaHi, opSize);
+      return 1;
+    }
+    case 4: {
+      const v = systemOps.smsw(cpu);
+      linOf(cpu, d, 2, true);
+      wrMem(cpu, 2, v, 0);
+      return 1;
+    }
+    case 6: {
+      const v = rdRM(cpu, d, 2, false);
+      cpu.exitPrivOp = 24;
+      systemOps.lmsw(cpu, v);
+      return 1;
+    }
+    case 7: {
+      linOf(cpu, d, 1, false);
+      cpu.exitPrivOp = 13;
+      cpu.exitPrivLinLo = eaLo;
+      cpu.exitPrivLinHi = eaHi;
+      systemOps.invlpg(cpu, eaLo, eaHi);
+      return 1;
+    }
+  }
+  void st;
+  return ud(cpu, d);
+}
