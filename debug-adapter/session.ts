@@ -13,6 +13,7 @@
  * evaluate syntax, console commands and the custom `pvscope/*` requests.
  */
 import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import {
   DebugSession,
   Event,
@@ -170,11 +171,12 @@ export class PvscopeSession extends DebugSession {
   private instructionBps: BpRecord[] = [];
   private dataBps: BpRecord[] = [];
   private savedRequests: {
+    src: Map<string, DebugProtocol.SetBreakpointsArguments>;
     fn?: DebugProtocol.SetFunctionBreakpointsArguments;
     ins?: DebugProtocol.SetInstructionBreakpointsArguments;
     data?: DebugProtocol.SetDataBreakpointsArguments;
     exc?: DebugProtocol.SetExceptionBreakpointsArguments;
-  } = {};
+  } = { src: new Map() };
   private varHandles = new Map<number, VarNode>();
   private nextVarHandle = 1;
   private textDecoder = new TextDecoder('utf-8');
@@ -182,6 +184,14 @@ export class PvscopeSession extends DebugSession {
   private mips = 0;
   private sliceTimer: NodeJS.Immediate | null = null;
   private trace = false;
+  private lineStep: {
+    vcpu: number;
+    kind: 'next' | 'stepIn';
+    file: string;
+    line: number;
+    sp: bigint;
+    left: number;
+  } | null = null;
   private finishedReported = false;
 
   constructor(opts: SessionOptions) {
@@ -390,6 +400,7 @@ export class PvscopeSession extends DebugSession {
 
   private reapplyBreakpoints(): void {
     if (this.savedRequests.exc) this.applyExceptionFilters(this.savedRequests.exc);
+    for (const a of this.savedRequests.src.values()) this.applySourceBreakpoints(a);
     if (this.savedRequests.fn) this.applyFunctionBreakpoints(this.savedRequests.fn);
     if (this.savedRequests.ins) this.applyInstructionBreakpoints(this.savedRequests.ins);
     if (this.savedRequests.data) this.applyDataBreakpoints(this.savedRequests.data);
@@ -672,6 +683,24 @@ export class PvscopeSession extends DebugSession {
     vcpu: number,
     extra: { description?: string; text?: string; hitBreakpointIds?: number[] },
   ): void {
+    const ls = this.lineStep;
+    if (
+      ls &&
+      reason === 'step' &&
+      !this.pauseRequested &&
+      !this.machine?.finished &&
+      ls.left-- > 0 &&
+      !this.lineStepDone()
+    ) {
+      // Keep stepping instructions until the source line changes.
+      this.clearTempBreakpoints();
+      this.goal = { kind: 'continue' };
+      this.running = true;
+      setImmediate(() => this.instructionStep(ls.kind, ls.vcpu));
+      return;
+    }
+    if (ls && reason === 'step' && this.pauseRequested) reason = 'pause';
+    this.lineStep = null;
     this.running = false;
     this.pauseRequested = false;
     this.clearTempBreakpoints();
@@ -761,21 +790,46 @@ export class PvscopeSession extends DebugSession {
   }
 
   private stepCommon(kind: 'next' | 'stepIn', args: DebugProtocol.NextArguments): undefined {
-    const m = this.need();
+    this.need();
     if (this.running) throw new RequestError('the guest is running; pause first');
     const vcpu = this.threadVcpu(args?.threadId);
     this.currentVcpu = vcpu;
+    const loc = args.granularity !== 'instruction' ? this.symbols.addressToLine(this.pc(vcpu)) : undefined;
+    this.lineStep = loc
+      ? { vcpu, kind, file: loc.file, line: loc.line, sp: this.reg(vcpu, 'sp'), left: 1_000_000 }
+      : null;
+    if (this.lineStep) this.running = true;
+    setImmediate(() => this.instructionStep(kind, vcpu));
+    return undefined;
+  }
+
+  /** One instruction-level step (over calls for `next`); the stop arrives through handleStop/reportStop. */
+  private instructionStep(kind: 'next' | 'stepIn', vcpu: number): void {
+    const m = this.machine;
+    if (!m) return;
     const ins = this.decodeAt(vcpu, this.pc(vcpu), 1)[0];
-    if (kind === 'next' && ins && ins.flow === 'call') {
+    const overCall =
+      ins?.flow === 'call' &&
+      (kind === 'next' ||
+        (this.lineStep !== null && (ins.target === undefined || !this.symbols.addressToLine(ins.target))));
+    if (ins && overCall) {
       const sp = this.reg(vcpu, 'sp');
       const ret = ins.address + BigInt(ins.length);
       const id = m.addBreakpoint(ret);
       this.goal = { kind: 'until', vcpu, tempIds: [id], minSp: sp, strictSp: false, reason: 'step' };
-      setImmediate(() => this.runGoal());
-      return undefined;
+      this.runGoal();
+      return;
     }
-    setImmediate(() => this.singleStep(vcpu, ins));
-    return undefined;
+    this.singleStep(vcpu, ins);
+  }
+
+  /** During a line step: true when the vCPU reached another source line (or code without lines). */
+  private lineStepDone(): boolean {
+    const ls = this.lineStep;
+    if (!ls) return true;
+    const loc = this.symbols.addressToLine(this.pc(ls.vcpu));
+    if (!loc) return true;
+    return loc.line !== ls.line || loc.file !== ls.file;
   }
 
   /** Resumes towards the current `until` goal (temporary breakpoint already placed). */
@@ -784,7 +838,7 @@ export class PvscopeSession extends DebugSession {
     if (!m) return;
     const g = this.goal;
     this.running = true;
-    this.pauseRequested = false;
+
     this.varHandles.clear();
     this.mipsSample = { t: performance.now(), n: m.info.instructionsRetired };
     // Execute the current instruction first (it may itself carry a breakpoint).
@@ -917,31 +971,59 @@ export class PvscopeSession extends DebugSession {
     }
   }
 
+  private applySourceBreakpoints(args: DebugProtocol.SetBreakpointsArguments): DebugProtocol.Breakpoint[] {
+    const key = args.source.path ?? args.source.name ?? String(args.source.sourceReference ?? '');
+    this.dropRecords(this.sourceBps.get(key) ?? []);
+    const lines = Array.isArray(args.breakpoints)
+      ? args.breakpoints
+      : Array.isArray(args.lines)
+        ? args.lines.map((line) => ({ line }) as DebugProtocol.SourceBreakpoint)
+        : [];
+    const out: DebugProtocol.Breakpoint[] = [];
+    const recs: BpRecord[] = [];
+    for (const b of lines) {
+      if (typeof b?.line !== 'number') throw new RequestError("each breakpoint needs a numeric 'line'");
+      const where = this.symbols.hasLines ? this.symbols.resolveBreakpoint(key, b.line) : undefined;
+      if (!where) {
+        out.push({
+          id: this.nextBpId++,
+          verified: false,
+          line: b.line,
+          message: this.symbols.hasLines
+            ? `no code at or after ${key}:${b.line}`
+            : `no line information (load an ELF with DWARF line tables as the kernel or through 'symbols')`,
+        });
+        continue;
+      }
+      const { rec, message } = this.makeRecord(
+        'source',
+        where.addresses,
+        b.condition,
+        b.hitCondition,
+        b.logMessage,
+      );
+      recs.push(rec);
+      out.push({
+        id: rec.id,
+        verified: message === undefined && this.machine !== null,
+        message: message ?? (this.machine ? undefined : 'pending until launch'),
+        line: where.line,
+        source: args.source,
+        instructionReference: formatMemRef('virtual', where.addresses[0]),
+      });
+    }
+    this.sourceBps.set(key, recs);
+    return out;
+  }
+
   private setBreakpoints(
     args: DebugProtocol.SetBreakpointsArguments,
   ): DebugProtocol.SetBreakpointsResponse['body'] {
     if (!args || typeof args.source !== 'object' || args.source === null)
       throw new RequestError("missing argument 'source'");
     const key = args.source.path ?? args.source.name ?? String(args.source.sourceReference ?? '');
-    this.dropRecords(this.sourceBps.get(key) ?? []);
-    const lines = Array.isArray(args.breakpoints)
-      ? args.breakpoints
-      : Array.isArray(args.lines)
-        ? args.lines.map((line) => ({ line }))
-        : [];
-    const out: DebugProtocol.Breakpoint[] = [];
-    const recs: BpRecord[] = [];
-    for (const b of lines) {
-      if (typeof b?.line !== 'number') throw new RequestError("each breakpoint needs a numeric 'line'");
-      out.push({
-        id: this.nextBpId++,
-        verified: false,
-        line: b.line,
-        message: `no line information for ${key} (load an ELF with DWARF line tables through 'symbols')`,
-      });
-    }
-    this.sourceBps.set(key, recs);
-    return { breakpoints: out };
+    this.savedRequests.src.set(key, args);
+    return { breakpoints: this.applySourceBreakpoints(args) };
   }
 
   private resolveLocation(name: string, vcpu: number): bigint {
@@ -1237,15 +1319,22 @@ export class PvscopeSession extends DebugSession {
     const frames = this.unwind(vcpu, Math.min(start + levels, 256));
     const digits = this.bits() === 64 ? 16 : 8;
     const out: DebugProtocol.StackFrame[] = frames.slice(start).map((f, i) => {
-      const sym = this.symbols.format(f.pc);
-      return {
+      // Callers are named by the function holding the call (the return address may start another symbol).
+      const look = start + i === 0 ? this.symbols.lookup(f.pc) : this.symbols.lookup(f.pc - 1n);
+      const off = look ? (start + i === 0 ? look.offset : look.offset + 1n) : 0n;
+      const sym = look ? (off === 0n ? look.name : `${look.name}+0x${off.toString(16)}`) : undefined;
+      // Callers' return addresses point after the call: look up the line of the call itself.
+      const loc = this.symbols.addressToLine(start + i === 0 ? f.pc : f.pc - 1n);
+      const frame: DebugProtocol.StackFrame = {
         id: vcpu * FRAME_STRIDE + start + i,
         name: sym ?? hexPad(f.pc, digits),
-        line: 0,
-        column: 0,
+        line: loc ? loc.line : 0,
+        column: loc ? Math.max(1, loc.column) : 0,
         instructionPointerReference: formatMemRef('virtual', f.pc),
         presentationHint: 'normal',
       };
+      if (loc) frame.source = { name: basename(loc.file), path: loc.file };
+      return frame;
     });
     return { stackFrames: out, totalFrames: frames.length };
   }
@@ -1624,6 +1713,11 @@ export class PvscopeSession extends DebugSession {
         instruction: text,
       };
       if (i.invalid) d.presentationHint = 'invalid';
+      const loc = this.symbols.addressToLine(i.address);
+      if (loc) {
+        d.location = { name: basename(loc.file), path: loc.file };
+        d.line = loc.line;
+      }
       if (symName && symName !== lastSym) d.symbol = symName;
       lastSym = symName;
       out.push(d);

@@ -5,6 +5,7 @@
  */
 import { DebugClient } from '@vscode/debugadapter-testsupport';
 import * as esbuild from 'esbuild';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from './debian';
@@ -52,4 +53,33 @@ export function scratchFile(name: string, content: string | Uint8Array): string 
   const p = join(dir, name);
   writeFileSync(p, content);
   return p;
+}
+
+/**
+ * Assembles and links a small x86-64 program (GNU as syntax) with DWARF line
+ * information, text at 0x1000 and data at 0x4000, into .cache/dap/<name>.elf.
+ * Throws when gcc fails.
+ */
+export function buildAsmGuest(name: string, source: string): { elf: string; src: string } {
+  const src = scratchFile(`${name}.S`, source);
+  const elf = join(REPO_ROOT, '.cache', 'dap', `${name}.elf`);
+  execFileSync(
+    'gcc',
+    [
+      '-g',
+      '-nostdlib',
+      '-static',
+      '-no-pie',
+      '-Wl,-Ttext=0x1000',
+      '-Wl,-Tdata=0x4000',
+      '-Wl,--build-id=none',
+      '-Wl,-z,max-page-size=0x1000',
+      '-Wl,-z,noseparate-code',
+      '-o',
+      elf,
+      src,
+    ],
+    { stdio: 'pipe' },
+  );
+  return { elf, src };
 }
