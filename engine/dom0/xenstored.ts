@@ -619,7 +619,11 @@ export class Xenstored {
   private touch(a: Actor, path: string): void {
     const tx = a.tx;
     if (!tx || tx.accessed.has(path)) return;
-    if (a.conn && !a.priv && tx.accessed.size >= XS_QUOTA.transactionNodes) fail('ENOSPC');
+    if (a.conn && !a.priv && tx.accessed.size >= XS_QUOTA.transactionNodes) {
+      // Part of the request may already be in the transaction: it can no longer commit.
+      tx.failed = true;
+      fail('ENOSPC');
+    }
     tx.accessed.set(path, tx.store.get(path)?.generation ?? -1);
   }
 
@@ -786,8 +790,12 @@ export class Xenstored {
   }
 
   private opSetPerms(a: Actor, path: string, perms: XsPerm[]): void {
-    const checked = perms.map((p, i) => (i > 0 && !this.domainExists(p.id) ? { ...p, ignore: true } : p));
-    if (!this.domainExists(checked[0].id)) fail('ENOENT');
+    // Entries naming domains that do not exist are kept but ignored (domain_alloc_permrefs);
+    // the toolstack knows which domains it is about to create, so its lists are taken as given.
+    const checked = a.priv
+      ? perms
+      : perms.map((p, i) => (i > 0 && !this.domainExists(p.id) ? { ...p, ignore: true } : p));
+    if (!a.priv && !this.domainExists(checked[0].id)) fail('ENOENT');
     const rec = this.need(a, path, PERM_WRITE | PERM_OWNER);
     if (!a.priv && checked[0].id !== rec.perms[0].id) fail('EPERM');
     const oldPerms = rec.perms;
