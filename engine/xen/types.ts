@@ -45,6 +45,13 @@ export interface XenVcpuCore {
   /** GDT frames set by set_gdt (MFNs) and entry count. */
   gdtFrames: number[];
   gdtEnts: number;
+  /**
+   * 32-bit guests run by a long-mode CPU: MFN of the Xen-owned per-vCPU L4
+   * whose slot 0 holds the guest's L3 (Xen's compat monitor table); CR3
+   * points at it. 0 = not allocated yet (the MMU allocates it on the first
+   * base-pointer load). Unused for 64-bit guests.
+   */
+  compatL4Mfn?: number;
 }
 
 /**

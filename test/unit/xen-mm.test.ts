@@ -646,6 +646,19 @@ describe('xen-mm: PV MMU (page types, validation, hypercalls)', () => {
     assert.equal(map(303, other, P | RW | US), -EBUSY);
   });
 
+  it('32-bit on a long-mode CPU: the L3 goes under a per-vCPU Xen L4 (compat model)', () => {
+    const { d, mm } = setup(32);
+    const v = d.vcpus[0];
+    d.fake(0).state.efer = (1 << 8) | (1 << 10); // LME | LMA
+    const l3 = mfnOf(BOOT.l4);
+    assert.equal(mm.newBaseptr(v, l3), 0);
+    const l4 = v.compatL4Mfn ?? 0;
+    assert.ok(l4 > 0);
+    assert.equal(d.frameOwner(l4), 0x7ff2);
+    assert.equal(d.mem.read64Big(d.mem.mfnToOffset(l4)), (BigInt(l3) << 12n) | 0x67n);
+    assert.equal(d.fake(0).state.cr3Lo >>> 0, (l4 * 4096) >>> 0);
+  });
+
   it('uses MMU_NORMAL_PT_UPDATE as a plain write on non-table frames', () => {
     const { d, mm } = setup(64);
     assert.equal(

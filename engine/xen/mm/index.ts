@@ -1031,10 +1031,32 @@ export class PvMm {
     return 0;
   }
 
+  /**
+   * Loads the CPU's CR3 for root `mfn` and flushes its TLB. 64-bit: the L4.
+   * 32-bit on a CPU in PAE protected mode: the folded L3 encoding. 32-bit on
+   * a CPU in long mode (Xen's compat model): a Xen-owned per-vCPU L4
+   * (vcpu.compatL4Mfn) whose slot 0 maps the guest's L3 with P|RW|US|A|D,
+   * as Xen's new_guest_cr3() installs it, so the new tables are live at once
+   * (e.g. for the rest of an mmuext_op batch).
+   */
   private loadCr3(vcpu: XenVcpuCore, mfn: number): void {
-    const [lo, hi] = this.cr3For(mfn);
-    vcpu.cpu.state.cr3Lo = lo | 0;
-    vcpu.cpu.state.cr3Hi = hi | 0;
+    const st = vcpu.cpu.state;
+    const EFER_LMA = 1 << 10;
+    if (this.dom.bits === 32 && st.efer & EFER_LMA) {
+      let l4 = vcpu.compatL4Mfn ?? 0;
+      if (!l4) {
+        l4 = this.allocXen();
+        vcpu.compatL4Mfn = l4;
+      }
+      const off = this.dom.mem.mfnToOffset(l4);
+      this.dom.mem.write64(off, ((mfn % 0x100000) * 4096 + 0x67) >>> 0, Math.floor(mfn / 0x100000));
+      st.cr3Lo = ((l4 % 0x100000) * 4096) | 0;
+      st.cr3Hi = Math.floor(l4 / 0x100000) | 0;
+    } else {
+      const [lo, hi] = this.cr3For(mfn);
+      st.cr3Lo = lo | 0;
+      st.cr3Hi = hi | 0;
+    }
     vcpu.cpu.stateChanged();
     vcpu.cpu.flushTlb(true);
   }
