@@ -51,7 +51,7 @@ function imageError(fn: () => unknown, re: RegExp): void {
 
 describe('engine/image bzImage and compressed kernels', function () {
   this.timeout(120_000);
-  let elf = new Uint8Array(0);
+  let elf: Uint8Array = new Uint8Array(0);
   before(() => {
     const dir = makeTempDir();
     // A larger image than the default so the compressors emit several blocks and real matches.

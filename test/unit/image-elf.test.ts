@@ -82,8 +82,8 @@ describe('engine/image ELF parser', function () {
   });
 
   describe('malformed input gives ImageError', () => {
-    let good = new Uint8Array(0);
-    let good32 = new Uint8Array(0);
+    let good: Uint8Array = new Uint8Array(0);
+    let good32: Uint8Array = new Uint8Array(0);
     before(() => {
       good = readBytes(elf64Path);
       good32 = readBytes(elf32Path);
