@@ -13,7 +13,15 @@ import { ExitReason, PrivOp, type CpuApi } from '../../engine/cpu/api';
 import { MachineMemory } from '../../engine/memory/machine-memory';
 import { Cr0, CpuMode, Efer, Reg, Seg, SegAttr } from '../../engine/cpu/state';
 import { assembleFlat } from '../helpers/asm-flat';
-import { CODE0, CODE3, DATA0, DATA3, G32, G64, gate32, segDesc } from '../helpers/cpu-system-mock';
+import { CODE0, CODE3, DATA0, DATA3, G32, G64, gate32, gate64, segDesc } from '../helpers/cpu-system-mock';
+import {
+  CODE_BASE,
+  GDT_BASE,
+  SEL_CODE64_USER,
+  SEL_DATA_USER,
+  STACK_TOP,
+  createTestMachine,
+} from '../../engine/cpu/testbed';
 
 const GDT = 0x1000;
 const IDT = 0x2000;
@@ -361,5 +369,204 @@ describe('cpu-system on the real CPU: I/O permission and privileged exits', () =
     assert.equal(cpu.run(100), ExitReason.PRIVILEGED);
     assert.equal(cpu.exitPrivOp, PrivOp.HLT);
     assert.equal(cpu.state.ripLo, hlt);
+  });
+});
+
+describe('cpu-system on the real CPU: call gates, SYSENTER/SYSEXIT, LAR/LSL/VERR/VERW', () => {
+  it('LAR/LSL/VERR/VERW set ZF and results; a CPL3 LCALL through a 32-bit call gate copies parameters and LRET $8 returns', () => {
+    const m = machine(
+      `
+      .code32
+      .long user, gatefn, back
+      .org 0x40
+        mov $0x48, %ax
+        ltr %ax
+        mov $0x08, %ecx
+        lar %ecx, %eax
+        setz %bl
+        lsl %ecx, %edx
+        mov $0x1000, %ecx
+        mov $0x77, %esi
+        lar %ecx, %esi
+        setz %bh
+        mov $0x10, %ecx
+        verw %cx
+        setz %cl
+        mov $0x08, %edi
+        verw %di
+        setz %ch
+        mov %eax, 0x5000
+        mov %edx, 0x5004
+        mov %esi, 0x5008
+        mov %ebx, 0x500c
+        mov %ecx, 0x5010
+        pushl $0x23
+        pushl $0x7000
+        pushl $0x2
+        pushl $0x1b
+        pushl $user
+        iret
+      user:
+        pushl $0x11
+        pushl $0x22
+        lcall $0x5b, $0
+      back:
+        hlt
+      gatefn:
+        mov 8(%esp), %edi
+        mov 12(%esp), %ebp
+        mov %ss, %eax
+        mov %esp, %edx
+        lret $8
+      `,
+      3,
+    );
+    const [, gatefn, back] = m.labels;
+    m.mem.write32(GDT + 0x58, gate32(0x08, gatefn, 0xc, 3, 2)[0]);
+    m.mem.write32(GDT + 0x5c, gate32(0x08, gatefn, 0xc, 3, 2)[1]);
+    m.cpu.interceptPrivileged = true;
+    const r = runToExit(m.cpu);
+    const s = m.cpu.state;
+    const rd = (a: number) => m.mem.read32(a) >>> 0;
+    assert.equal(rd(0x5000), 0x00cf9a00, 'LAR of the kernel code segment');
+    assert.equal(rd(0x5004), 0xffffffff, 'LSL expands the page-granular limit');
+    assert.equal(rd(0x5008), 0x77, 'LAR of an invalid selector leaves the destination');
+    assert.equal(rd(0x500c) & 0xffff, 0x0001, 'ZF set for LAR 0x08, clear for LAR 0x1000');
+    assert.equal(rd(0x5010) & 0xffff, 0x0001, 'VERW: data writable, code not');
+    assert.equal(r, ExitReason.PRIVILEGED);
+    assert.equal(m.cpu.exitPrivOp, PrivOp.HLT);
+    assert.equal(s.ripLo, back);
+    assert.equal(s.cpl, 3);
+    assert.deepEqual([s.gprLo[Reg.RDI], s.gprLo[Reg.RBP]], [0x22, 0x11], 'parameters copied in order');
+    assert.equal(s.gprLo[Reg.RAX] & 0xffff, 0x10, 'inner SS from the TSS');
+    assert.equal(s.gprLo[Reg.RDX], 0x9000 - 24, 'inner ESP: SS, ESP, 2 params, CS, EIP');
+    assert.equal(s.gprLo[Reg.RSP], 0x7000, 'LRET $8 released the parameters on the outer stack');
+    assert.equal(s.segSel[Seg.SS], 0x23);
+  });
+
+  it('SYSEXIT to CPL3 and SYSENTER back in 32-bit protected mode', () => {
+    const m = machine(
+      `
+      .code32
+      .long user, kentry
+      .org 0x40
+        mov $0x174, %ecx
+        mov $0x08, %eax
+        xor %edx, %edx
+        wrmsr
+        mov $0x175, %ecx
+        mov $0x9000, %eax
+        wrmsr
+        mov $0x176, %ecx
+        mov $kentry, %eax
+        wrmsr
+        mov $0x7000, %ecx
+        mov $user, %edx
+        sysexit
+      user:
+        mov %esp, %ebx
+        mov %cs, %esi
+        sysenter
+      kentry:
+        mov %cs, %edi
+        hlt
+      `,
+      2,
+    );
+    // SYSEXIT loads CS = SYSENTER_CS + 16 (0x1b) and SS = +24 (0x23).
+    const r = runToExit(m.cpu);
+    const s = m.cpu.state;
+    assert.equal(r, ExitReason.HALT);
+    assert.equal(s.gprLo[Reg.RBX], 0x7000);
+    assert.equal(s.gprLo[Reg.RSI] & 0xffff, 0x1b);
+    assert.equal(s.gprLo[Reg.RDI] & 0xffff, 0x08);
+    assert.equal(s.gprLo[Reg.RSP], 0x9000);
+    assert.equal(s.segSel[Seg.SS], 0x10);
+  });
+});
+
+describe('cpu-system on the real CPU: 64-bit call gate and #PF delivery (testbed long64)', () => {
+  it('CPL3 LCALL through a 64-bit call gate to CPL0 and LRETQ back', () => {
+    const tm = createTestMachine({ mode: 'long64', user: true });
+    const code = assembleFlat(
+      `
+      .code64
+      .long gatefn, back
+      .org 0x40
+        lcall *ptr
+      back:
+        hlt
+      gatefn:
+        mov %ss, %eax
+        mov %rsp, %rdx
+        mov 8(%rsp), %rsi
+        mov 16(%rsp), %rdi
+        mov 24(%rsp), %rbp
+        lretq
+      ptr:
+        .long 0
+        .word 0x53
+      `,
+      CODE_BASE,
+      64,
+    );
+    tm.load(CODE_BASE, code);
+    const gatefn = tm.mem.read32(CODE_BASE);
+    const back = tm.mem.read32(CODE_BASE + 4);
+    gate64(0x08 | 0x10, gatefn, 0, 0xc, 3).forEach((w, i) => tm.mem.write32(GDT_BASE + 0x50 + 4 * i, w));
+    tm.cpu.state.gdtrLimit = 0x5f;
+    tm.start(CODE_BASE + 0x40, 0x70000);
+    tm.cpu.interceptPrivileged = true;
+    const r = tm.cpu.run(1000);
+    const s = tm.cpu.state;
+    assert.equal(
+      r,
+      ExitReason.PRIVILEGED,
+      `exit ${r} at ${(s.ripLo >>> 0).toString(16)} ${tm.cpu.exitVector}`,
+    );
+    assert.equal(tm.cpu.exitPrivOp, PrivOp.HLT);
+    assert.equal(s.ripLo >>> 0, back);
+    assert.equal(s.cpl, 3);
+    assert.equal(s.gprLo[Reg.RAX] & 0xffff, 0, 'null SS inside the gate');
+    assert.equal(s.gprLo[Reg.RDX] >>> 0, STACK_TOP - 0x4000 - 32, 'RSP0 from the TSS, four 8-byte slots');
+    assert.deepEqual(
+      [s.gprLo[Reg.RSI], s.gprLo[Reg.RDI], s.gprLo[Reg.RBP]],
+      [SEL_CODE64_USER, 0x70000, SEL_DATA_USER],
+      'pushed CS, RSP, SS of the caller',
+    );
+    assert.equal(s.gprLo[Reg.RSP], 0x70000);
+    assert.equal(s.segSel[Seg.SS], SEL_DATA_USER);
+  });
+
+  it('#PF from CPL3 is delivered through a 64-bit IDT gate with the error code and CR2', () => {
+    const tm = createTestMachine({ mode: 'long64', user: true });
+    const code = assembleFlat(
+      `
+      .code64
+      .long pf, fault
+      .org 0x40
+      fault:
+        mov 0x400000, %rax
+        jmp .
+      pf:
+        pop %rsi
+        mov %cr2, %rdi
+        mov (%rsp), %rbx
+        hlt
+      `,
+      CODE_BASE,
+      64,
+    );
+    tm.load(CODE_BASE, code);
+    tm.setIdtGate(14, tm.mem.read32(CODE_BASE));
+    tm.mapPage(0x400000, 0x400000, 0);
+    tm.cpu.flushTlb(true);
+    tm.start(CODE_BASE + 0x40, 0x70000);
+    const r = tm.cpu.run(1000);
+    const s = tm.cpu.state;
+    assert.equal(r, ExitReason.HALT, `exit ${r} vector ${tm.cpu.exitVector}`);
+    assert.equal(s.gprLo[Reg.RSI], 4, 'error code: user read of a not-present page');
+    assert.equal(s.gprLo[Reg.RDI], 0x400000);
+    assert.equal(s.gprLo[Reg.RBX] >>> 0, tm.mem.read32(CODE_BASE + 4), 'saved RIP = faulting instruction');
   });
 });
