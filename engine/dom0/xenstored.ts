@@ -418,7 +418,7 @@ export class Xenstored {
       const rec = this.nodes.get(np);
       if (!rec) return null;
       const children: XenstoreNode[] = [];
-      if (depth < 64) {
+      if (depth < 1100) {
         for (const c of rec.children) {
           const n = build(np === '/' ? `/${c}` : `${np}/${c}`, depth + 1);
           if (n) children.push(n);
@@ -776,14 +776,21 @@ export class Xenstored {
     if (!parent) fail('EINVAL');
     // Depth-first, children before their parent (walk_node_tree exit order).
     const removed: PendingEvent[] = [];
-    const walk = (p: string, depth: number) => {
+    // Iterative post-order walk (paths may nest ~1000 levels deep within the length limit).
+    const order: { p: string; rec: NodeRec }[] = [];
+    const stack = [path];
+    while (stack.length) {
+      const p = stack.pop()!;
       const rec = this.getNode(a, p);
-      if (!rec) return;
-      if (depth < 256) for (const c of rec.children) walk(`${p}/${c}`, depth + 1);
+      if (!rec) continue;
+      order.push({ p, rec });
+      for (const c of rec.children) stack.push(`${p}/${c}`);
+    }
+    for (let i = order.length - 1; i >= 0; i--) {
+      const { p, rec } = order[i];
       removed.push({ path: p, exact: p !== path, node: rec, parent: this.store(a).get(parentOf(p)) });
       this.delNode(a, p);
-    };
-    walk(path, 0);
+    }
     const name = baseName(path);
     this.putNode(a, parentPath, { ...parent, children: parent.children.filter((c) => c !== name) });
     for (const ev of removed) this.queueEvent(a, ev);

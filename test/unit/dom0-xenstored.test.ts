@@ -177,6 +177,21 @@ describe('dom0 xenstored', () => {
     assert.equal(xs.read('/local/domain/1/name'), 'renamed');
   });
 
+  it('removes deeply nested subtrees completely', () => {
+    const xs = makeStore();
+    const c = new RingClient(xs);
+    const deep = `data/${Array(900).fill('a').join('/')}`;
+    assert.equal(c.req(XS_WRITE, `${deep}\0v`).text, 'OK\0');
+    assert.equal(xs.read(`/local/domain/1/${deep}`), 'v');
+    assert.equal(c.req(XS_RM, 'data/a\0').text, 'OK\0');
+    assert.equal(xs.read(`/local/domain/1/${deep}`), undefined);
+    assert.equal(xs.read('/local/domain/1/data/a/a/a'), undefined);
+    isError(c.req(XS_READ, `${deep}\0`), 'ENOENT');
+    // Recreating works from a clean slate.
+    assert.equal(c.req(XS_WRITE, 'data/a/a\0w').text, 'OK\0');
+    assert.deepEqual(xs.directory('/local/domain/1/data/a'), ['a']);
+  });
+
   it('enforces the node size quota (ENOSPC) for a domU', () => {
     const c = new RingClient(makeStore());
     // 16-byte header + 8 per permission (1) + value must stay <= 2048.
