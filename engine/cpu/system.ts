@@ -296,7 +296,6 @@ function tryLoadSegment(cpu: CpuInternals, seg: number, sel: number): number {
 const dCode = new Descriptor();
 const dGate = new Descriptor();
 const dStack = new Descriptor();
-const dData = new Descriptor();
 
 /** Real-mode / V86 far transfer target: CS = sel, base = sel * 16. */
 function loadRealCs(cpu: CpuInternals, sel: number): void {
@@ -1672,8 +1671,8 @@ export function writeMsr(cpu: CpuInternals, index: number, lo: number, hi: numbe
       cpu.tscOffset = toNumber(lo, hi) - s.instructionsRetired * cpu.tscPerInstruction;
       break;
     case Msr.APIC_BASE:
-      // Bits 0-7, 9 and above the physical width are reserved.
-      if (lo & 0x2ff || hi >>> (CR3_PHYS_BITS - 32)) cpu.fault(Vector.GP, 0);
+      // Bits 0-7, 9, 10 (no x2APIC) and above the physical width are reserved.
+      if (lo & 0x6ff || hi >>> (CR3_PHYS_BITS - 32)) cpu.fault(Vector.GP, 0);
       s.apicBaseLo = lo;
       s.apicBaseHi = hi;
       break;
@@ -1853,14 +1852,12 @@ function invlpg(cpu: CpuInternals, linLo: number, linHi: number): void {
  * IN/OUT/INS/OUTS permission (SDM vol. 1 §19.5): allowed when CR0.PE = 0,
  * or CPL <= IOPL outside V86 mode, or the TSS I/O bitmap clears every bit of
  * the accessed ports; otherwise a privileged exit (`op` = PrivOp.IN/OUT/INS/
- * OUTS, exitPrivPort = `port` as given (-1 = from DX), exitPrivSize) or
- * #GP(0). `port` -1 means "the port in DX", read here.
+ * OUTS) or #GP(0). `port` -1 means "the port in DX", read here. The core
+ * fills exitPrivPort (-1 for the DX forms) and exitPrivSize before calling.
  */
 function ioCheck(cpu: CpuInternals, op: number, port: number, size: number): void {
   const p = port < 0 ? cpu.state.gprLo[Reg.RDX] & 0xffff : port & 0xffff;
   if (ioPermitted(cpu, p, size)) return;
-  cpu.exitPrivPort = port;
-  cpu.exitPrivSize = size;
   cpu.privileged(op);
 }
 

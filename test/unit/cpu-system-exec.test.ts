@@ -335,7 +335,7 @@ describe('cpu-system on the real CPU: I/O permission and privileged exits', () =
     const m = machine(
       `
       .code32
-      .long movcr, wrmsr_, in_, hlt_
+      .long movcr, wrmsr_, in_, hlt_, indx
       .org 0x40
       movcr:
         mov %cr3, %esi
@@ -343,17 +343,20 @@ describe('cpu-system on the real CPU: I/O permission and privileged exits', () =
         wrmsr
       in_:
         in $0x71, %al
+        mov $0x70, %dx
+      indx:
+        in %dx, %ax
       hlt_:
         hlt
       `,
-      4,
+      5,
     );
     const cpu = m.cpu;
     cpu.setSegmentRaw(Seg.CS, 0x1b, 0, 0, 0xffffffff, 0xfb | SegAttr.DB | SegAttr.G);
     cpu.setSegmentRaw(Seg.SS, 0x23, 0, 0, 0xffffffff, 0xf3 | SegAttr.DB | SegAttr.G);
     cpu.stateChanged();
     cpu.interceptPrivileged = true;
-    const [movcr, wrmsr, inl, hlt] = m.labels;
+    const [movcr, wrmsr, inl, hlt, indx] = m.labels;
     assert.equal(cpu.run(100), ExitReason.PRIVILEGED);
     assert.deepEqual([cpu.exitPrivOp, cpu.exitPrivCr, cpu.exitPrivReg], [PrivOp.MOV_FROM_CR, 3, Reg.RSI]);
     assert.equal(cpu.state.ripLo, movcr);
@@ -365,6 +368,10 @@ describe('cpu-system on the real CPU: I/O permission and privileged exits', () =
     assert.equal(cpu.run(100), ExitReason.PRIVILEGED);
     assert.deepEqual([cpu.exitPrivOp, cpu.exitPrivPort, cpu.exitPrivSize], [PrivOp.IN, 0x71, 1]);
     assert.equal(cpu.state.ripLo, inl);
+    cpu.skipInstruction();
+    assert.equal(cpu.run(100), ExitReason.PRIVILEGED);
+    assert.deepEqual([cpu.exitPrivOp, cpu.exitPrivPort, cpu.exitPrivSize], [PrivOp.IN, -1, 2], 'IN from DX');
+    assert.equal(cpu.state.ripLo, indx);
     cpu.skipInstruction();
     assert.equal(cpu.run(100), ExitReason.PRIVILEGED);
     assert.equal(cpu.exitPrivOp, PrivOp.HLT);
