@@ -1,0 +1,215 @@
+/**
+ * Small PV guests built at test time (test/helpers/xen-guest.ts) for what
+ * GRUB never exercises: trap-table bounces with Xen's frames (64-bit and
+ * 32-bit compat), unhandled exceptions crashing the domain, event upcalls
+ * from VIRQ_TIMER after SCHEDOP_block, console_io -EPERM, multicall.
+ */
+import { strict as assert } from 'node:assert';
+import { buildXenGuest } from '../helpers/xen-guest';
+import { createMachine } from '../../engine/machine';
+import type { Stop } from '../../engine/machine-api';
+
+function boot(bits: 32 | 64, asm: string) {
+  const kernel = buildXenGuest({ bits, asm });
+  const m = createMachine({ name: 't', kernel, memory: 16, vcpus: 1, disks: [], vifs: [] });
+  let stop: Stop = { kind: 'budget' };
+  for (let i = 0; i < 200 && stop.kind !== 'shutdown'; i++) stop = m.run(1_000_000);
+  return { m, stop };
+}
+
+function words(m: ReturnType<typeof boot>['m'], va: bigint, n: number, size: 4 | 8): bigint[] {
+  const b = m.readMemory('virtual', va, n * size, 0);
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  return Array.from({ length: n }, (_, i) =>
+    size === 8 ? dv.getBigUint64(i * 8, true) : BigInt(dv.getUint32(i * 4, true)),
+  );
+}
+
+function scratch(m: ReturnType<typeof boot>['m']): bigint {
+  const s = (m as unknown as { symbols: { resolve(n: string): bigint | undefined } }).symbols.resolve(
+    'scratch',
+  );
+  if (s === undefined) throw new Error('no scratch symbol');
+  return s;
+}
+
+describe('guests: small PV test kernels', function () {
+  this.timeout(120_000);
+
+  it('64-bit: #PF is bounced with RCX, R11, error code, RIP, CS|mask<<32, RFLAGS, RSP, SS; CR2 in vcpu_info', () => {
+    const { m, stop } = boot(
+      64,
+      `
+_start:
+  lea stack_top(%rip), %rsp
+  lea traps(%rip), %rdi
+  HYPERCALL 0
+  lea fault_insn(%rip), %rax
+  mov %rax, scratch+64(%rip)
+  mov %rsp, scratch+72(%rip)
+  mov $0x1234, %rcx
+  mov $0x5678, %r11
+fault_insn:
+  movb $1, 0x7000000
+pf_handler:
+  lea scratch(%rip), %rdi
+  mov %rsp, %rsi
+  mov $8, %ecx
+  rep movsq
+  SHUTDOWN 0
+traps:
+  .byte 14, 0
+  .word 0
+  .long 0
+  .quad pf_handler
+  .quad 0, 0
+`,
+    );
+    assert.equal(stop.kind, 'shutdown');
+    assert.equal(stop.kind === 'shutdown' && stop.reason, 'poweroff');
+    const s = scratch(m);
+    const f = words(m, s, 10, 8);
+    assert.equal(f[0], 0x1234n);
+    assert.equal(f[1], 0x5678n);
+    assert.equal(f[2], 0x2n); // write, not present, guest kernel (U/S clear)
+    assert.equal(f[3], f[8]); // RIP = the faulting store
+    assert.equal(f[4], 0x1_0000_e030n); // kernel CS with RPL 0, previous upcall mask 1
+    assert.equal(f[5] & 0x200n, 0n); // IF = !mask = 0
+    assert.equal(f[6], f[9]);
+    assert.equal(f[7], 0xe02bn);
+    const v = (
+      m as unknown as { dom: { vcpus: { vcpuInfoOff(): number }[]; mem: { read32(o: number): number } } }
+    ).dom;
+    assert.equal(v.mem.read32(v.vcpus[0].vcpuInfoOff() + 0x10), 0x7000000);
+  });
+
+  it('32-bit compat: INT without a gate DPL is #GP(vec<<3|2) bounced with [err, EIP, CS|mask<<16, EFLAGS]', () => {
+    const { m, stop } = boot(
+      32,
+      `
+_start:
+  mov $stack_top, %esp
+  mov $traps, %ebx
+  HYPERCALL 0
+fault_insn:
+  int $0x80
+gp_handler:
+  mov %esp, %esi
+  mov $scratch, %edi
+  mov $4, %ecx
+  rep movsl
+  movl $fault_insn, scratch+16
+  SHUTDOWN 0
+traps:
+  .byte 13, 0
+  .word 0xe019
+  .long gp_handler
+  .long 0, 0
+`,
+    );
+    assert.equal(stop.kind === 'shutdown' && stop.reason, 'poweroff');
+    const f = words(m, scratch(m), 5, 4);
+    assert.equal(f[0], BigInt((0x80 << 3) | 2));
+    assert.equal(f[1], f[4]);
+    assert.equal(f[2], 0x1e019n);
+    assert.equal(f[3] & 0x200n, 0n);
+  });
+
+  it("an exception with no trap table crashes the domain with Xen's reason", () => {
+    const { m, stop } = boot(
+      64,
+      `
+_start:
+  lea stack_top(%rip), %rsp
+  ud2
+`,
+    );
+    assert.equal(stop.kind === 'shutdown' && stop.reason, 'crash');
+    assert.match(
+      stop.kind === 'shutdown' ? stop.description : '',
+      /Unhandled invalid opcode fault\/trap \[#6\]/,
+    );
+    void m;
+  });
+
+  it('VIRQ_TIMER wakes SCHEDOP_block and the event callback runs with events masked', () => {
+    const { m, stop } = boot(
+      64,
+      `
+_start:
+  lea stack_top(%rip), %rsp
+  mov %rsi, %r15
+  lea cb(%rip), %rsi
+  mov $0, %edi
+  HYPERCALL 30
+  mov %rax, scratch+8(%rip)
+  lea bv(%rip), %rsi
+  mov $1, %edi
+  HYPERCALL 32
+  mov %rax, scratch+16(%rip)
+  mov 0x28(%r15), %rsi
+  or $7, %rsi
+  mov $0x3ff000, %rdi
+  mov $2, %edx
+  HYPERCALL 14
+  mov %rax, scratch+24(%rip)
+  movb $0, 0x3ff001
+  xor %esi, %esi
+  mov $1, %edi
+  HYPERCALL 29
+  SHUTDOWN 1
+handler:
+  movq $0xe7e7, scratch(%rip)
+  movzbl 0x3ff001, %eax
+  mov %rax, scratch+32(%rip)
+  SHUTDOWN 0
+bv: .long 0, 0, 0
+cb:
+  .word 0, 1
+  .long 0
+  .quad handler
+`,
+    );
+    const f = words(m, scratch(m), 5, 8);
+    assert.deepEqual(f.slice(1, 4), [0n, 0n, 0n], 'callback_op / bind_virq / update_va_mapping results');
+    assert.equal(f[0], 0xe7e7n, 'event callback ran');
+    assert.equal(f[4], 1n, 'upcall mask set on entry');
+    assert.equal(stop.kind === 'shutdown' && stop.reason, 'poweroff');
+    assert.ok(m.info.instructionsRetired < 1000, 'blocked time is not spent executing');
+  });
+
+  it('console_io is -EPERM for a domU; multicall writes each result', () => {
+    const { m } = boot(
+      64,
+      `
+_start:
+  lea stack_top(%rip), %rsp
+  mov $0, %edi
+  mov $3, %esi
+  lea msg(%rip), %rdx
+  HYPERCALL 18
+  mov %rax, scratch(%rip)
+  lea mc(%rip), %rdi
+  mov $2, %esi
+  HYPERCALL 13
+  mov %rax, scratch+8(%rip)
+  mov mc+8(%rip), %rax
+  mov %rax, scratch+16(%rip)
+  mov mc+72(%rip), %rax
+  mov %rax, scratch+24(%rip)
+  SHUTDOWN 0
+msg: .ascii "hi\\n"
+  .data
+  .balign 8
+mc:
+  .quad 17, 0, 0, 0, 0, 0, 0, 0
+  .quad 21, 0, 0, 99, 0, 0, 0, 0
+`,
+    );
+    const f = words(m, scratch(m), 4, 8);
+    assert.equal(BigInt.asIntN(64, f[0]), -1n);
+    assert.equal(f[1], 0n);
+    assert.equal(f[2], BigInt((4 << 16) | 19));
+    assert.equal(BigInt.asIntN(64, f[3]), -22n);
+  });
+});
