@@ -61,6 +61,15 @@ export interface Block {
   bp: boolean;
   /** The block ends with a generic (possibly system) instruction: re-derive mode afterwards. */
   sys: boolean;
+  /** Successor cache (two slots): block, its RIP, and the Cpu epoch it was recorded in. */
+  c0: Block | null;
+  c0lo: number;
+  c0hi: number;
+  c0ep: number;
+  c1: Block | null;
+  c1lo: number;
+  c1hi: number;
+  c1ep: number;
 }
 
 const LF_FLAGS = 15; // pseudo-kind: flags fully computed in a local
@@ -1084,5 +1093,13 @@ export function compileBlock(
     valid: true,
     bp: false,
     sys,
+    c0: null,
+    c0lo: 0,
+    c0hi: 0,
+    c0ep: 0,
+    c1: null,
+    c1lo: 0,
+    c1hi: 0,
+    c1ep: 0,
   };
 }

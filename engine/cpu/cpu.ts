@@ -369,7 +369,9 @@ export class Cpu implements CpuInternals {
     this.flat = flat;
     const user = s.cpl === 3 ? 1 : 0;
     const longTlb = s.efer & 0x400 ? 1 : 0;
-    this.modeKey = m | (user << 3) | ((flat ? 1 : 0) << 4) | (longTlb << 5);
+    const key = m | (user << 3) | ((flat ? 1 : 0) << 4) | (longTlb << 5);
+    if (key !== this.modeKey) this.epoch++;
+    this.modeKey = key;
     // Paging configuration changes flush the TLB (SDM vol. 3 §4.10.4.1).
     if (
       ((s.cr0 ^ this.savedCr0) & 0x80010001) !== 0 ||
@@ -511,6 +513,7 @@ export class Cpu implements CpuInternals {
   // =====================================================================
 
   flushTlb(includeGlobal: boolean): void {
+    this.epoch++;
     if (includeGlobal) {
       this.tlbPage.fill(NO_TAG);
       this.tagRK.fill(NO_TAG);
@@ -540,6 +543,7 @@ export class Cpu implements CpuInternals {
   }
 
   flushTlbPage(linLo: number, linHi: number): void {
+    this.epoch++;
     const i = (linLo >>> 12) & TLB_MASK;
     if (this.tlbPage[i] === (linLo & -4096) && this.tlbHi[i] === (linHi | 0)) this.dropSlot(i);
   }
@@ -596,17 +600,6 @@ export class Cpu implements CpuInternals {
       return off;
     }
     const rsvdHiMask = ~((1 << (MAXPHYADDR - 32)) - 1) & 0xfffff; // bits MAXPHYADDR..51 in the high half
-    // Records a table entry's A (and D) bit.
-    const setBits = (eoff: number, v: number, bits: number): void => {
-      if (setAD && (v & bits) !== bits) {
-        dv.setInt32(eoff, v | bits, true);
-        if (mem.codeFrames[eoff >>> 12]) mem.noteWrite(eoff, 4);
-      }
-    };
-    const fail = (err: number): number => {
-      this.lastWalkError = err | errBase | fetchBit;
-      return -1;
-    };
     if (s.cr4 & 0x20) {
       // PAE or 4-level paging: 64-bit entries.
       let tableM: number; // machine address of the current table
@@ -619,12 +612,13 @@ export class Cpu implements CpuInternals {
       } else {
         // PAE: PDPT of 4 entries at CR3[31:5].
         const pdptOff = mem.maddrToOffset((s.cr3Lo & -32) >>> 0);
-        if (pdptOff < 0) return fail(1 | 8);
+        if (pdptOff < 0) return this.walkFail(errBase | fetchBit, 1 | 8);
         const eoff = pdptOff + ((lo >>> 30) << 3);
         const eLo = dv.getInt32(eoff, true);
         const eHi = dv.getInt32(eoff + 4, true);
-        if (!(eLo & 1)) return fail(0);
-        if (eLo & 0x1e6 || eHi & rsvdHiMask || eHi & 0x80000000) return fail(1 | 8);
+        if (!(eLo & 1)) return this.walkFail(errBase | fetchBit, 0);
+        if (eLo & 0x1e6 || eHi & rsvdHiMask || eHi & 0x80000000)
+          return this.walkFail(errBase | fetchBit, 1 | 8);
         tableM = ((eLo & -4096) >>> 0) + (eHi & 0xfffff) * 4294967296;
         level = 2;
       }
@@ -635,25 +629,25 @@ export class Cpu implements CpuInternals {
         else if (idxShift + 9 > 32) idx = ((lo >>> idxShift) | (hi << (32 - idxShift))) & 511;
         else idx = (lo >>> idxShift) & 511;
         const toff = mem.maddrToOffset(tableM);
-        if (toff < 0) return fail(1 | 8);
+        if (toff < 0) return this.walkFail(errBase | fetchBit, 1 | 8);
         const eoff = toff + idx * 8;
         const eLo = dv.getInt32(eoff, true);
         const eHi = dv.getInt32(eoff + 4, true);
-        if (!(eLo & 1)) return fail(0);
-        if (eHi & rsvdHiMask) return fail(1 | 8);
+        if (!(eLo & 1)) return this.walkFail(errBase | fetchBit, 0);
+        if (eHi & rsvdHiMask) return this.walkFail(errBase | fetchBit, 1 | 8);
         if (eHi < 0) {
-          if (!nxe) return fail(1 | 8);
+          if (!nxe) return this.walkFail(errBase | fetchBit, 1 | 8);
           nx = true;
         }
         if (!(eLo & 2)) allW = false;
         if (!(eLo & 4)) allU = false;
         const ps = (eLo & 0x80) !== 0;
-        if (level === 4 && ps) return fail(1 | 8);
+        if (level === 4 && ps) return this.walkFail(errBase | fetchBit, 1 | 8);
         if (level === 1 || ps) {
-          if (level === 3 && ps && eLo & 0x3fffe000) return fail(1 | 8);
-          if (level === 2 && ps && eLo & 0x1fe000) return fail(1 | 8);
+          if (level === 3 && ps && eLo & 0x3fffe000) return this.walkFail(errBase | fetchBit, 1 | 8);
+          if (level === 2 && ps && eLo & 0x1fe000) return this.walkFail(errBase | fetchBit, 1 | 8);
           // Leaf: permission checks before touching A/D (SDM: no A/D update on a faulting access).
-          if (!this.permOk(access, user, allW, allU, nx, wp)) return fail(1);
+          if (!this.permOk(access, user, allW, allU, nx, wp)) return this.walkFail(errBase | fetchBit, 1);
           global = (eLo & 0x100) !== 0 && (s.cr4 & 0x80) !== 0;
           let pageM: number;
           if (level === 1) pageM = ((eLo & -4096) >>> 0) + (eHi & 0xfffff) * 4294967296;
@@ -665,53 +659,67 @@ export class Cpu implements CpuInternals {
             pageM = baseLo + (eHi & 0xfffff) * 4294967296 + (inLo & ~0xfff);
           }
           const poff = mem.maddrToOffset(pageM);
-          if (poff < 0) return fail(1 | 8);
-          if (access === 1) setBits(eoff, eLo, 0x60);
-          else setBits(eoff, eLo, 0x20);
+          if (poff < 0) return this.walkFail(errBase | fetchBit, 1 | 8);
+          if (access === 1)
+            if (setAD) this.setBits(eoff, eLo, 0x60);
+            else if (setAD) this.setBits(eoff, eLo, 0x20);
           dirty = access === 1 || (eLo & 0x40) !== 0;
           if (fill) this.fillTlbPerm(lo, hi, poff, allW, allU, nx, wp, dirty, global);
           return poff + (lo & 0xfff);
         }
-        setBits(eoff, eLo, 0x20);
+        if (setAD) this.setBits(eoff, eLo, 0x20);
         tableM = ((eLo & -4096) >>> 0) + (eHi & 0xfffff) * 4294967296;
         level--;
       }
     }
     // Legacy 32-bit paging (SDM vol. 3 §4.3), PSE 4 MiB pages when CR4.PSE.
     const pdOff = mem.maddrToOffset((s.cr3Lo & -4096) >>> 0);
-    if (pdOff < 0) return fail(1 | 8);
+    if (pdOff < 0) return this.walkFail(errBase | fetchBit, 1 | 8);
     const pdeOff = pdOff + ((lo >>> 22) << 2);
     const pde = dv.getInt32(pdeOff, true);
-    if (!(pde & 1)) return fail(0);
+    if (!(pde & 1)) return this.walkFail(errBase | fetchBit, 0);
     if (!(pde & 2)) allW = false;
     if (!(pde & 4)) allU = false;
     if (pde & 0x80 && s.cr4 & 0x10) {
-      if (!this.permOk(access, user, allW, allU, false, wp)) return fail(1);
+      if (!this.permOk(access, user, allW, allU, false, wp)) return this.walkFail(errBase | fetchBit, 1);
       const pageM = ((pde & 0xffc00000) >>> 0) + (lo & 0x3ff000);
       const poff = mem.maddrToOffset(pageM);
-      if (poff < 0) return fail(1 | 8);
-      setBits(pdeOff, pde, access === 1 ? 0x60 : 0x20);
+      if (poff < 0) return this.walkFail(errBase | fetchBit, 1 | 8);
+      if (setAD) this.setBits(pdeOff, pde, access === 1 ? 0x60 : 0x20);
       dirty = access === 1 || (pde & 0x40) !== 0;
       global = (pde & 0x100) !== 0 && (s.cr4 & 0x80) !== 0;
       if (fill) this.fillTlbPerm(lo, hi, poff, allW, allU, false, wp, dirty, global);
       return poff + (lo & 0xfff);
     }
     const ptOff = mem.maddrToOffset((pde & -4096) >>> 0);
-    if (ptOff < 0) return fail(1 | 8);
+    if (ptOff < 0) return this.walkFail(errBase | fetchBit, 1 | 8);
     const pteOff = ptOff + (((lo >>> 12) & 1023) << 2);
     const pte = dv.getInt32(pteOff, true);
-    if (!(pte & 1)) return fail(0);
+    if (!(pte & 1)) return this.walkFail(errBase | fetchBit, 0);
     if (!(pte & 2)) allW = false;
     if (!(pte & 4)) allU = false;
-    if (!this.permOk(access, user, allW, allU, false, wp)) return fail(1);
+    if (!this.permOk(access, user, allW, allU, false, wp)) return this.walkFail(errBase | fetchBit, 1);
     const poff = mem.maddrToOffset((pte & -4096) >>> 0);
-    if (poff < 0) return fail(1 | 8);
-    setBits(pdeOff, pde, 0x20);
-    setBits(pteOff, pte, access === 1 ? 0x60 : 0x20);
+    if (poff < 0) return this.walkFail(errBase | fetchBit, 1 | 8);
+    if (setAD) this.setBits(pdeOff, pde, 0x20);
+    if (setAD) this.setBits(pteOff, pte, access === 1 ? 0x60 : 0x20);
     dirty = access === 1 || (pte & 0x40) !== 0;
     global = (pte & 0x100) !== 0 && (s.cr4 & 0x80) !== 0;
     if (fill) this.fillTlbPerm(lo, hi, poff, allW, allU, false, wp, dirty, global);
     return poff + (lo & 0xfff);
+  }
+
+  /** Sets A (and D) bits of a paging-structure entry at buffer offset `eoff` when missing. */
+  private setBits(eoff: number, v: number, bits: number): void {
+    if ((v & bits) !== bits) {
+      this.dv.setInt32(eoff, v | bits, true);
+      if (this.mem.codeFrames[eoff >>> 12]) this.mem.noteWrite(eoff, 4);
+    }
+  }
+
+  private walkFail(base: number, err: number): number {
+    this.lastWalkError = err | base;
+    return -1;
   }
 
   private permOk(
@@ -1048,6 +1056,7 @@ export class Cpu implements CpuInternals {
 
   /** Drops every block decoded from buffer frame `f` (SMC, or writes from outside the CPU). */
   invalidateFrame(f: number): void {
+    this.epoch++;
     const fc = this.frames[f];
     this.mem.codeFrames[f] = 0;
     if (!fc) return;
@@ -1173,6 +1182,40 @@ export class Cpu implements CpuInternals {
   // Run loop
   // =====================================================================
 
+  /** Bumped whenever a cached block successor may be stale (TLB flush, code invalidation, mode change). */
+  private epoch = 1;
+
+  /** Looks up (or builds) the block at the current RIP through the code TLB. Faults on fetch. */
+  private lookupBlock(): Block {
+    const s = this.state;
+    const long = this.curMode === 5;
+    const lin = long ? s.ripLo : (s.segBaseLo[1] + s.ripLo) | 0;
+    const linHi = long ? s.ripHi : 0;
+    const i = (lin >>> 12) & TLB_MASK;
+    const xt = s.cpl === 3 ? this.tagXU : this.tagXK;
+    let off: number;
+    this.insnRipLo = s.ripLo;
+    this.insnRipHi = s.ripHi;
+    this.insnLength = 0;
+    if (xt[i] === (lin & -4096) && this.tlbHi[i] === linHi) off = this.tlbOff[i] + (lin & 0xfff);
+    else off = this.xlate(lin, linHi, 2, s.cpl === 3);
+    const fc = this.frames[off >>> 12];
+    let blk = fc ? fc.byOff[off & 0xfff] : undefined;
+    if (
+      blk === undefined ||
+      blk.ripLo !== s.ripLo ||
+      blk.ripHi !== linHi ||
+      blk.key !== this.modeKey ||
+      (blk.frame2 >= 0 && !this.checkFrame2(blk, lin, linHi))
+    ) {
+      blk = this.buildBlock(off, 64);
+    }
+    this.lastOff = off;
+    return blk;
+  }
+
+  private lastOff = 0;
+
   run(budget: number): number {
     const s = this.state;
     this.stopReq = false;
@@ -1182,51 +1225,64 @@ export class Cpu implements CpuInternals {
     let remaining = budget;
     let first = true;
     if (s.halted) return 6;
+    let prev: Block | null = null;
     for (;;) {
-      if (remaining <= 0) return this.singleStep ? 11 : 0;
-      if (this.stopReq) {
-        this.stopReq = false;
-        return 10;
-      }
       let blk: Block | undefined;
-      let n = 0;
       this.faultIc = -1;
       try {
-        // Find the block at RIP.
-        const long = this.curMode === 5;
-        const lin = long ? s.ripLo : (s.segBaseLo[1] + s.ripLo) | 0;
-        const linHi = long ? s.ripHi : 0;
-        const i = (lin >>> 12) & TLB_MASK;
-        const xt = s.cpl === 3 ? this.tagXU : this.tagXK;
-        let off: number;
-        if (xt[i] === (lin & -4096) && this.tlbHi[i] === linHi) off = this.tlbOff[i] + (lin & 0xfff);
-        else {
-          this.insnRipLo = s.ripLo;
-          this.insnRipHi = s.ripHi;
-          this.insnLength = 0;
-          off = this.xlate(lin, linHi, 2, s.cpl === 3);
+        for (;;) {
+          if (remaining <= 0) return this.singleStep ? 11 : 0;
+          // Successor cache: valid while no TLB flush / invalidation / mode change happened.
+          const ep = this.epoch;
+          if (prev !== null && prev.c0ep === ep && prev.c0lo === s.ripLo && prev.c0hi === s.ripHi)
+            blk = prev.c0!;
+          else if (prev !== null && prev.c1ep === ep && prev.c1lo === s.ripLo && prev.c1hi === s.ripHi)
+            blk = prev.c1!;
+          else {
+            blk = this.lookupBlock();
+            if (prev !== null && this.epoch === ep) {
+              // Fill the emptier slot (slot 0 first, then alternate).
+              if (prev.c0ep !== ep) {
+                prev.c0 = blk;
+                prev.c0lo = s.ripLo;
+                prev.c0hi = s.ripHi;
+                prev.c0ep = ep;
+              } else {
+                prev.c1 = blk;
+                prev.c1lo = s.ripLo;
+                prev.c1hi = s.ripHi;
+                prev.c1ep = ep;
+              }
+            }
+          }
+          if (blk.bp && !first) return 7;
+          if (blk.n > remaining) {
+            // Budget tail: a one-instruction block.
+            this.lookupBlock();
+            this.insnRipLo = s.ripLo;
+            this.insnRipHi = s.ripHi;
+            blk = this.buildBlock(this.lastOff, 1);
+          }
+          const n = blk.fn();
+          s.instructionsRetired += n;
+          remaining -= n;
+          first = false;
+          if (blk.sys || blk.single) {
+            this.stateChanged();
+            prev = null;
+            if (s.halted) return 6;
+            if (this.stopReq) {
+              this.stopReq = false;
+              return 10;
+            }
+            if (this.watchHit) {
+              this.watchHit = false;
+              return 8;
+            }
+          } else prev = blk;
         }
-        const fc = this.frames[off >>> 12];
-        blk = fc ? fc.byOff[off & 0xfff] : undefined;
-        if (
-          blk === undefined ||
-          blk.ripLo !== s.ripLo ||
-          blk.ripHi !== linHi ||
-          blk.key !== this.modeKey ||
-          (blk.frame2 >= 0 && !this.checkFrame2(blk, lin, linHi))
-        ) {
-          this.insnRipLo = s.ripLo;
-          this.insnRipHi = s.ripHi;
-          blk = this.buildBlock(off, 64);
-        }
-        if (blk.bp && !first) return 7;
-        if (blk.n > remaining) {
-          this.insnRipLo = s.ripLo;
-          this.insnRipHi = s.ripHi;
-          blk = this.buildBlock(off, 1);
-        }
-        n = blk.fn();
       } catch (e) {
+        prev = null;
         if (e !== FAULT) {
           this.exitDetail = `internal error: ${e instanceof Error ? e.message : String(e)}`;
           return 9;
@@ -1235,16 +1291,10 @@ export class Cpu implements CpuInternals {
         remaining -= this.faultRetired;
         first = false;
         if (r >= 0) return r;
-        continue;
-      }
-      s.instructionsRetired += n;
-      remaining -= n;
-      first = false;
-      if (blk.sys) this.stateChanged();
-      if (s.halted) return 6;
-      if (this.watchHit) {
-        this.watchHit = false;
-        return 8;
+        if (this.stopReq) {
+          this.stopReq = false;
+          return 10;
+        }
       }
     }
   }
