@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createTestMachine, CODE_BASE, type TestMachine } from '../engine/cpu/testbed';
+import { guestSection } from './bench-guest';
 
 const repoRoot = path.resolve(__dirname, '..');
 const loopInc = path.resolve(repoRoot, '..', 'shared', 'bench', 'loop.inc');
@@ -268,7 +269,7 @@ function round(v: number): number {
 }
 
 /** Sections run in order; other parts of the engine add theirs here. */
-export const sections: BenchSection[] = [cpuSection];
+export const sections: BenchSection[] = [cpuSection, guestSection];
 
 function main(): void {
   const only = process.argv.slice(2);
