@@ -107,3 +107,4 @@ export function loadKernelImage(bytes: Uint8Array, maxDecompressed = MAX_DECOMPR
     compression: u.compression,
   };
 }
+export * from './cfi';

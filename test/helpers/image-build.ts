@@ -102,6 +102,8 @@ export interface BuildOptions {
   linkerScript?: string;
   /** Output file name inside `dir`. */
   name: string;
+  /** Let gcc emit .eh_frame (the default build passes -fno-asynchronous-unwind-tables before `flags`). */
+  keepEhFrame?: boolean;
 }
 
 /**
@@ -129,7 +131,7 @@ export function buildTestElf(dir: string, o: BuildOptions): string {
     '-no-pie',
     '-nostdlib',
     '-static',
-    '-fno-asynchronous-unwind-tables',
+    ...(o.keepEhFrame ? [] : ['-fno-asynchronous-unwind-tables']),
     '-Wl,--build-id=none',
     '-Wl,-z,max-page-size=4096',
     ...(o.dwarf ? [`-gdwarf-${o.dwarf}`] : []),
