@@ -956,6 +956,7 @@ function deliverProtected(
     if (vm) cpu.fault(Vector.GP, (tSel & 0xfffc) | ext);
     if (offLo > t.limit >>> 0) cpu.fault(Vector.GP, ext);
     stackCurrent(cpu);
+    stErr = ext; // #SS(EXT) on the current stack
     push(cpu, fl, size);
     push(cpu, s.segSel[Seg.CS], size);
     push(cpu, returnLo, size);

@@ -596,3 +596,98 @@ describe('cpu-system: #BP/#OF delivered as software interrupts', () => {
     assert.equal(c.read32(c.reg(Reg.RSP)), 0x4001);
   });
 });
+
+describe('cpu-system: more transfer forms', () => {
+  it('RETF imm16 to the same privilege releases the parameters', () => {
+    const c = setup32();
+    c.setReg(Reg.RSP, 0x7ff0);
+    put(c, 0x7ff0, [0x4321, 0x08]);
+    systemOps.farReturn(cpuOf(c), 4, 12);
+    assert.equal(c.state.ripLo, 0x4321);
+    assert.equal(c.reg(Reg.RSP), 0x7ff0 + 8 + 12);
+    assert.equal(c.state.cpl, 0);
+  });
+
+  it('a call gate to a conforming segment does not change privilege or stack', () => {
+    const c = setup32();
+    gdt(c, 0x60, gate32(0x40, 0x5100, 0xc, 3));
+    toCpl3(c);
+    c.state.ripLo = 0x4444;
+    systemOps.farCall(cpuOf(c), 0x63, 0, 0, 4);
+    assert.equal(c.state.cpl, 3);
+    assert.equal(c.state.segSel[Seg.CS], 0x43, 'conforming: RPL becomes CPL');
+    assert.equal(c.state.segSel[Seg.SS], 0x23);
+    assert.equal(c.reg(Reg.RSP), 0x7000 - 8);
+    assert.deepEqual([c.read32(0x7000 - 8), c.read32(0x7000 - 4)], [0x4444, 0x1b]);
+  });
+
+  it('far JMP through a 64-bit call gate at the same privilege', () => {
+    const c = setup64();
+    gdt(c, 0x50, gate64(0x08, 0x5000, 0xffff8000, 0xc, 0));
+    systemOps.farJump(cpuOf(c), 0x50, 0, 0, 4);
+    assert.equal(c.state.ripLo, 0x5000);
+    assert.equal(c.state.ripHi >>> 0, 0xffff8000);
+    // A 32-bit (8-byte) code target through a gate in IA-32e mode is #GP(target).
+    gdt(c, 0x50, gate64(0x18, 0x5000, 0, 0xc, 3));
+    toCpl3Long(c);
+    expectFault(c, () => systemOps.farJump(cpuOf(c), 0x53, 0, 0, 4), 13, 0x18);
+  });
+
+  it('16-bit interrupt gates push 16-bit frames', () => {
+    const c = setup32();
+    put(c, IDT + 0x40 * 8, gate32(0x08, 0x6000, 0x6, 0));
+    c.rflags = 2 | Flag.IF;
+    systemOps.deliverInterrupt(cpuOf(c), 0x40, -1, true, 0x1234, 0);
+    assert.equal(c.reg(Reg.RSP), 0x8000 - 6);
+    assert.deepEqual(
+      [c.mem.read16(0x8000 - 6), c.mem.read16(0x8000 - 4), c.mem.read16(0x8000 - 2)],
+      [0x1234, 0x08, 0x202],
+    );
+  });
+
+  it('stack overflow in an expand-down stack segment while delivering an exception is #SS(EXT) with state unchanged', () => {
+    const c = setup32();
+    put(c, IDT + 13 * 8, gate32(0x08, 0x6000, 0xe, 0));
+    // Expand-down data segment (type 6) with limit 0x7ff7: valid offsets 0x7ff8..0xffffffff.
+    c.setSegmentRaw(Seg.SS, 0x10, 0, 0, 0x7ff7, 0x97 | SegAttr.DB);
+    c.setReg(Reg.RSP, 0x8004);
+    expectFault(c, () => systemOps.deliverInterrupt(cpuOf(c), 13, 0, false, 0, 0), 12, 1);
+  });
+
+  it('interrupt from virtual-8086 mode to ring 0 saves and nulls the data segments; IRET returns to V86', () => {
+    const c = setup32();
+    put(c, IDT + 0x20 * 8, gate32(0x08, 0x6000, 0xe, 0));
+    const v86Attr = 0xf3;
+    for (const [seg, sel] of [
+      [Seg.ES, 0x1000],
+      [Seg.DS, 0x2000],
+      [Seg.FS, 0x3000],
+      [Seg.GS, 0x4000],
+      [Seg.SS, 0x500],
+    ]) {
+      c.setSegmentRaw(seg, sel, sel << 4, 0, 0xffff, v86Attr);
+    }
+    c.setSegmentRaw(Seg.CS, 0x600, 0x6000, 0, 0xffff, 0xfb);
+    c.state.cpl = 3;
+    c.setReg(Reg.RSP, 0xfff0);
+    c.rflags = 2 | Flag.VM | Flag.IF | Flag.IOPL;
+    systemOps.deliverInterrupt(cpuOf(c), 0x20, -1, false, 0x100, 0);
+    const s = c.state;
+    assert.equal(s.cpl, 0);
+    assert.equal(c.rflags & Flag.VM, 0);
+    assert.equal(s.segSel[Seg.DS], 0);
+    const sp = c.reg(Reg.RSP);
+    assert.equal(sp, 0x9000 - 36);
+    assert.deepEqual(
+      [0, 1, 2, 3, 4, 5, 6, 7, 8].map((i) => c.read32(sp + 4 * i)),
+      [0x100, 0x600, 2 | Flag.VM | Flag.IF | Flag.IOPL, 0xfff0, 0x500, 0x1000, 0x2000, 0x3000, 0x4000],
+    );
+    systemOps.iret(cpuOf(c), 4);
+    assert.equal(s.cpl, 3);
+    assert.ok(c.rflags & Flag.VM);
+    assert.equal(s.segBaseLo[Seg.DS], 0x20000);
+    assert.equal(s.segBaseLo[Seg.CS], 0x6000);
+    assert.equal(s.ripLo, 0x100);
+    assert.equal(c.reg(Reg.RSP), 0xfff0);
+  });
+});
