@@ -10,7 +10,7 @@
  */
 import { createServer } from 'node:net';
 import { createRequire } from 'node:module';
-import { createMachine } from './engine';
+import { createMachine } from '../engine/machine';
 import { PvscopeSession, type MachineFactory } from './session';
 
 function machineFactory(): MachineFactory {
