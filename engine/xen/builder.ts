@@ -19,6 +19,8 @@ import { PvMm } from './mm/index';
 import { writeHypercallPage } from './hypercall-page';
 import { setReg, setRip, loadGuestSegment } from './regs';
 import { XEN_MAJOR, XEN_MINOR } from './version';
+import { vcpuInitHook } from './vcpu-op';
+import { initVcpuFromContext } from './vcpu-context';
 import {
   GUEST_MFN_BASE,
   GUEST_DOMID,
@@ -375,6 +377,11 @@ export function buildDomain(img: BuildImage, opt: BuildOptions): BuildResult {
   }
 
   dom.mm.installXenMappings();
+  vcpuInitHook.init = (t, ctx) => {
+    const rc = initVcpuFromContext(t, ctx);
+    if (rc === 0) syncCompatCr3(t);
+    return rc;
+  };
   const v0 = dom.vcpus[0];
   const pinRc = dom.mm.pin(bits === 64 ? 4 : 3, rootMfn);
   const bpRc = dom.mm.newBaseptr(v0, rootMfn);

@@ -57,7 +57,7 @@ export function vcpuOp(v: Vcpu, cmd: number, vcpuid: number, arg: bigint): numbe
   if (!t) return -E.ENOENT;
   switch (cmd) {
     case VCPUOP_initialise: {
-      if (t.online) return -E.EEXIST;
+      if (t.online || t.kernelRootMfn !== 0) return -E.EEXIST;
       const size = d.bits === 64 ? 5168 : 2800;
       const ctx = v.rdStruct(arg, size);
       if (!ctx) return -E.EFAULT;

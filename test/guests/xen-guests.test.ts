@@ -213,3 +213,59 @@ mc:
     assert.equal(BigInt.asIntN(64, f[3]), -22n);
   });
 });
+
+describe('guests: second vCPU', function () {
+  this.timeout(60_000);
+  it('VCPUOP_initialise + VCPUOP_up start vCPU 1 from a vcpu_guest_context', () => {
+    const kernel = buildXenGuest({
+      bits: 64,
+      asm: `
+_start:
+  lea stack_top(%rip), %rsp
+  lea scratch(%rip), %rbx
+  movq $4, 0x200(%rbx)
+  lea secondary(%rip), %rax
+  mov %rax, 0x288(%rbx)
+  movq $0xe033, 0x290(%rbx)
+  movq $0x200, 0x298(%rbx)
+  lea scratch+0x8000(%rip), %rax
+  mov %rax, 0x2a0(%rbx)
+  movq $0xe02b, 0x2a8(%rbx)
+  mov %cr3, %rax
+  mov %rax, 0x1390(%rbx)
+  mov $3, %edi
+  mov $1, %esi
+  HYPERCALL 24
+  mov %rax, scratch+0x9018(%rip)
+  mov $0, %edi
+  mov $1, %esi
+  mov %rbx, %rdx
+  HYPERCALL 24
+  mov %rax, scratch+0x9000(%rip)
+  mov $1, %edi
+  mov $1, %esi
+  xor %edx, %edx
+  HYPERCALL 24
+  mov %rax, scratch+0x9008(%rip)
+1:
+  cmpq $0, scratch+0x9010(%rip)
+  je 1b
+  SHUTDOWN 0
+secondary:
+  movq $0x77, scratch+0x9010(%rip)
+2:
+  jmp 2b
+`,
+    });
+    const m = createMachine({ name: 'smp', kernel, memory: 16, vcpus: 2, disks: [], vifs: [] });
+    let stop: Stop = { kind: 'budget' };
+    for (let i = 0; i < 20 && stop.kind !== 'shutdown'; i++) stop = m.run(1_000_000);
+    const base = scratch(m) + 0x9000n;
+    const f = words(m, base, 4, 8);
+    assert.equal(f[3], 0n, 'is_up(1) before up');
+    assert.equal(f[0], 0n, 'initialise');
+    assert.equal(f[1], 0n, 'up');
+    assert.equal(f[2], 0x77n, 'vCPU 1 ran');
+    assert.equal(stop.kind === 'shutdown' && stop.reason, 'poweroff');
+  });
+});
