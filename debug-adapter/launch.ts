@@ -62,7 +62,8 @@ const GENERIC_KEYS = new Set([
   'envFile',
 ]);
 
-const KNOWN_KEYS = new Set([
+/** The launch attributes this adapter accepts (package.json declares the same). */
+export const KNOWN_KEYS: ReadonlySet<string> = new Set([
   'kernel',
   'ramdisk',
   'cmdline',
