@@ -361,6 +361,37 @@ export function fpuTaskswitch(v: Vcpu, set: bigint): number {
 }
 
 /**
+ * Reloads DS, ES, FS, GS from the descriptor tables as Xen does on the way
+ * back to the guest; when one cannot be loaded, enters the failsafe
+ * callback with the selectors as found (brief §4.3). Returns false when the
+ * failsafe path was taken (or the domain crashed).
+ */
+export function reloadDataSegments(v: Vcpu): boolean {
+  const cpu = v.cpu;
+  const segs = [Seg.DS, Seg.ES, Seg.FS, Seg.GS];
+  const sels = segs.map((s) => cpu.state.segSel[s]);
+  let bad = false;
+  const fsBaseHi = cpu.state.segBaseHi[Seg.FS];
+  const fsBaseLo = cpu.state.segBaseLo[Seg.FS];
+  const gsBaseHi = cpu.state.segBaseHi[Seg.GS];
+  const gsBaseLo = cpu.state.segBaseLo[Seg.GS];
+  segs.forEach((s, i) => {
+    if ((sels[i] & ~3) === 0) return;
+    if (!loadGuestSegment(v, s, sels[i])) bad = true;
+  });
+  if (v.domain.bits === 64) {
+    // 64-bit FS/GS bases are kept by Xen across selector reloads.
+    cpu.state.segBaseLo[Seg.FS] = fsBaseLo;
+    cpu.state.segBaseHi[Seg.FS] = fsBaseHi;
+    cpu.state.segBaseLo[Seg.GS] = gsBaseLo;
+    cpu.state.segBaseHi[Seg.GS] = gsBaseHi;
+  }
+  if (!bad) return true;
+  failsafe(v, sels);
+  return false;
+}
+
+/**
  * iret (23): Xen pv/iret.c do_iret / compat_iret. Sets `v.noResult` so the
  * dispatcher leaves RAX as restored from the frame.
  */
@@ -415,6 +446,7 @@ export function doIret(v: Vcpu): number {
     }
     setReg(cpu, Reg.RAX, rax);
     cpu.stateChanged();
+    reloadDataSegments(v);
     return 0;
   }
   const esp = cpu.state.gprLo[Reg.RSP] >>> 0;
@@ -466,6 +498,7 @@ export function doIret(v: Vcpu): number {
   cpu.setRflags(((efl & ~(Flag.IOPL | Flag.VM)) | Flag.IF) >>> 0);
   v.upcallMask = efl & Flag.IF ? 0 : 1;
   cpu.stateChanged();
+  reloadDataSegments(v);
   return 0;
 }
 

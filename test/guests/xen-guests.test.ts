@@ -269,3 +269,93 @@ secondary:
     assert.equal(stop.kind === 'shutdown' && stop.reason, 'poweroff');
   });
 });
+
+describe('guests: failsafe callback', function () {
+  this.timeout(60_000);
+  it('32-bit: iret with a DS that can no longer be loaded enters the failsafe callback with [DS, ES, FS, GS, EIP, CS, EFLAGS]', () => {
+    const kernel = buildXenGuest({
+      bits: 32,
+      asm: `
+_start:
+  mov $stack_top, %esp
+  mov %esi, %ebp
+  mov $0xe019, %ebx
+  mov $fs_handler, %ecx
+  mov $0xe019, %edx
+  mov $fs_handler, %esi
+  HYPERCALL 4
+  mov %eax, results+32
+  movl $0x0000ffff, scratch+8
+  movl $0x00cfb300, scratch+12
+  mov 0x44(%ebp), %eax
+  mov $scratch, %ecx
+  shr $12, %ecx
+  mov (%eax,%ecx,4), %edi
+  mov %edi, gdt_mfn
+  mov $scratch, %ebx
+  mov %edi, %ecx
+  shl $12, %ecx
+  or $0x21, %ecx
+  xor %edx, %edx
+  mov $2, %esi
+  HYPERCALL 14
+  mov %eax, results+36
+  mov $gdt_mfn, %ebx
+  mov $2, %ecx
+  HYPERCALL 2
+  mov %eax, results+40
+  mov $0x9, %eax
+  mov %eax, %ds
+  mov gdt_mfn, %ebx
+  shl $12, %ebx
+  add $8, %ebx
+  mov gdt_mfn, %ecx
+  shr $20, %ecx
+  mov $0x0000ffff, %edx
+  mov $0x00cf3300, %esi
+  HYPERCALL 10
+  mov %eax, %ss:results+44
+  pushl $0x200
+  pushl $0xe019
+  pushl $after
+  pushl $0
+  HYPERCALL 23
+after:
+  SHUTDOWN 1
+fs_handler:
+  mov $0xe021, %eax
+  mov %eax, %ds
+  mov %eax, %es
+  mov %esp, %esi
+  mov $results, %edi
+  mov $7, %ecx
+  rep movsl
+  SHUTDOWN 0
+  .data
+  .balign 16
+gdt_mfn: .long 0
+results: .fill 64, 1, 0
+  .text
+`,
+    });
+    const m = createMachine({ name: 'fs', kernel, memory: 16, vcpus: 1, disks: [], vifs: [] });
+    let stop: Stop = { kind: 'budget' };
+    for (let i = 0; i < 20 && stop.kind !== 'shutdown'; i++) stop = m.run(1_000_000);
+    const res = (m as unknown as { symbols: { resolve(n: string): bigint | undefined } }).symbols.resolve(
+      'results',
+    )!;
+    const after = (m as unknown as { symbols: { resolve(n: string): bigint | undefined } }).symbols.resolve(
+      'after',
+    )!;
+    const f = words(m, res, 12, 4);
+    assert.deepEqual(
+      f.slice(8, 12),
+      [0n, 0n, 0n, 0n],
+      'set_callbacks, update_va_mapping, set_gdt, update_descriptor',
+    );
+    assert.equal(f[0], 0x9n, 'DS as found');
+    assert.equal(f[4], after, 'EIP');
+    assert.equal(f[5] & 0xffffn, 0xe019n, 'CS');
+    assert.equal(stop.kind === 'shutdown' && stop.reason, 'poweroff');
+  });
+});
