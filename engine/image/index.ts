@@ -6,11 +6,10 @@
  * loader xg_dom_elfloader.c over libelf) and the rules in the project's Xen PV
  * ABI brief §1.1-1.3.
  */
-import { bzImagePayload, parseBzImage } from './bzimage';
-import { CompressionFormat, MAX_DECOMPRESSED_BYTES, decompress, detectCompression } from './decompress';
-import { ElfFile, isElf, parseElf } from './elf';
-import { ImageError } from './errors';
+import { CompressionFormat, MAX_DECOMPRESSED_BYTES } from './decompress';
+import { ElfFile, parseElf } from './elf';
 import { SymbolTable } from './symbols';
+import { ImageContainer, unwrapKernelImage } from './unwrap';
 import { LoadSegment, XenImageInfo, readXenImage } from './xen-notes';
 
 export { ImageError } from './errors';
@@ -22,9 +21,6 @@ export * from './symbols';
 export * from './dwarf';
 export { decodeXz, decodeLzmaAlone, bcjX86Decode } from './xz';
 export { crc32 } from './crc32';
-
-/** How the ELF was wrapped in the input file. */
-export type ImageContainer = 'elf' | 'compressed-elf' | 'bzimage';
 
 /** A kernel image ready for the domain builder and the debugger. */
 export interface LoadedImage {
@@ -42,44 +38,6 @@ export interface LoadedImage {
   container: ImageContainer;
   /** Compression of the ELF in the input, if any. */
   compression?: CompressionFormat;
-}
-
-/** Result of unwrapping: the ELF bytes and how they were stored. */
-export interface UnwrappedImage {
-  elfBytes: Uint8Array;
-  container: ImageContainer;
-  compression?: CompressionFormat;
-}
-
-/**
- * Unwraps a kernel file to its ELF bytes, in libxenguest's probe order: a
- * bzImage ("HdrS", protocol >= 2.08) gives its payload, decompressed by magic;
- * a gzip-compressed file is gunzipped; a plain ELF is returned as is.
- * @param maxDecompressed output cap in bytes (default 512 MiB).
- * @throws ImageError: not a kernel format, unknown or unsupported (lzo)
- *   compression, corrupt data, output above the cap, payload not an ELF.
- */
-export function unwrapKernelImage(
-  bytes: Uint8Array,
-  maxDecompressed = MAX_DECOMPRESSED_BYTES,
-): UnwrappedImage {
-  const bz = parseBzImage(bytes);
-  if (bz) {
-    if (!bz.compression) throw new ImageError('bzImage payload: unknown compression format');
-    const out = decompress(bz.compression, bzImagePayload(bytes, bz), maxDecompressed);
-    if (!isElf(out))
-      throw new ImageError(`bzImage payload (${bz.compression}) does not decompress to an ELF file`);
-    return { elfBytes: out, container: 'bzimage', compression: bz.compression };
-  }
-  if (isElf(bytes)) return { elfBytes: bytes, container: 'elf' };
-  if (detectCompression(bytes) === 'gzip') {
-    // libxenguest gunzips any gzip-compressed kernel (xc_dom_try_gunzip); other formats only inside a bzImage.
-    const out = decompress('gzip', bytes, maxDecompressed);
-    if (!isElf(out)) throw new ImageError('gzip-compressed kernel does not decompress to an ELF file');
-    return { elfBytes: out, container: 'compressed-elf', compression: 'gzip' };
-  }
-  if (bytes.length < 4) throw new ImageError(`kernel image is too short (${bytes.length} bytes)`);
-  throw new ImageError('kernel image is neither an ELF file, a gzip-compressed ELF file nor a bzImage');
 }
 
 /**
@@ -108,3 +66,5 @@ export function loadKernelImage(bytes: Uint8Array, maxDecompressed = MAX_DECOMPR
   };
 }
 export * from './cfi';
+export * from './debug-info';
+export * from './unwrap';
