@@ -45,6 +45,7 @@ import {
   longModeActive,
   lsl,
   readDescriptor,
+  readLin32,
   readTssStack,
   setAccessed,
   tssStack,
@@ -846,17 +847,12 @@ function readIdtGate(
   const off = vector * size;
   if (off + size - 1 > s.idtrLimit >>> 0) cpu.fault(Vector.GP, idtErr);
   const d = dGate;
-  const sum = (s.idtrBaseLo >>> 0) + off;
-  const lo = sum >>> 0;
-  const hi = wide ? (sum > 0xffffffff ? s.idtrBaseHi + 1 : s.idtrBaseHi) | 0 : 0;
-  const rd = (o: number): number => {
-    const t = lo + o;
-    return cpu.linRead32(t >>> 0, wide ? (t > 0xffffffff ? hi + 1 : hi) | 0 : 0, false);
-  };
-  d.w0 = rd(0);
-  d.w1 = rd(4);
-  d.w2 = wide ? rd(8) : 0;
-  d.w3 = wide ? rd(12) : 0;
+  const bLo = s.idtrBaseLo;
+  const bHi = wide ? s.idtrBaseHi : 0;
+  d.w0 = readLin32(cpu, bLo, bHi, off, wide);
+  d.w1 = readLin32(cpu, bLo, bHi, off + 4, wide);
+  d.w2 = wide ? readLin32(cpu, bLo, bHi, off + 8, wide) : 0;
+  d.w3 = wide ? readLin32(cpu, bLo, bHi, off + 12, wide) : 0;
   d.attr = (d.w1 >>> 8) & 0xff;
   const type = d.attr & 0x1f; // includes S
   if (wide) {
@@ -1664,9 +1660,7 @@ export function writeMsr(cpu: CpuInternals, index: number, lo: number, hi: numbe
   const s = cpu.state;
   lo |= 0;
   hi |= 0;
-  const needCanonical = (): void => {
-    if (!isCanonical(lo, hi)) cpu.fault(Vector.GP, 0);
-  };
+  const canonical = isCanonical(lo, hi);
   switch (index >>> 0) {
     case Msr.TSC:
       cpu.tscOffset = toNumber(lo, hi) - s.instructionsRetired * cpu.tscPerInstruction;
@@ -1683,12 +1677,12 @@ export function writeMsr(cpu: CpuInternals, index: number, lo: number, hi: numbe
       s.sysenterCs = lo & 0xffff;
       break;
     case Msr.SYSENTER_ESP:
-      needCanonical();
+      if (!canonical) cpu.fault(Vector.GP, 0);
       s.sysenterEspLo = lo;
       s.sysenterEspHi = hi;
       break;
     case Msr.SYSENTER_EIP:
-      needCanonical();
+      if (!canonical) cpu.fault(Vector.GP, 0);
       s.sysenterEipLo = lo;
       s.sysenterEipHi = hi;
       break;
@@ -1716,12 +1710,12 @@ export function writeMsr(cpu: CpuInternals, index: number, lo: number, hi: numbe
       s.starHi = hi;
       break;
     case Msr.LSTAR:
-      needCanonical();
+      if (!canonical) cpu.fault(Vector.GP, 0);
       s.lstarLo = lo;
       s.lstarHi = hi;
       break;
     case Msr.CSTAR:
-      needCanonical();
+      if (!canonical) cpu.fault(Vector.GP, 0);
       s.cstarLo = lo;
       s.cstarHi = hi;
       break;
@@ -1730,19 +1724,19 @@ export function writeMsr(cpu: CpuInternals, index: number, lo: number, hi: numbe
       s.sfmask = lo;
       break;
     case Msr.FS_BASE:
-      needCanonical();
+      if (!canonical) cpu.fault(Vector.GP, 0);
       s.segBaseLo[Seg.FS] = lo;
       s.segBaseHi[Seg.FS] = hi;
       cpu.stateChanged();
       break;
     case Msr.GS_BASE:
-      needCanonical();
+      if (!canonical) cpu.fault(Vector.GP, 0);
       s.segBaseLo[Seg.GS] = lo;
       s.segBaseHi[Seg.GS] = hi;
       cpu.stateChanged();
       break;
     case Msr.KERNEL_GS_BASE:
-      needCanonical();
+      if (!canonical) cpu.fault(Vector.GP, 0);
       s.kernelGsBaseLo = lo;
       s.kernelGsBaseHi = hi;
       break;
