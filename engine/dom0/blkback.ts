@@ -30,8 +30,9 @@
  * last_sect > 7, a sector range beyond the end of the disk, a write or
  * flush to a read-only disk, a grant that cannot be mapped, or an I/O
  * error. Writes go to the image with synchronous `fs.writeSync` at the
- * request's offset; flushes and barriers `fs.fsyncSync`. The only file
- * opened is the configured image. A frontend that claims more requests
+ * request's offset; flushes and barriers `fs.fsyncSync` before their
+ * data and again after it when they carry any. The only file opened is
+ * the configured image. A frontend that claims more requests
  * than the ring holds (`req_prod - rsp_prod_pvt > 32`) halts servicing of
  * that ring, as blkback does ("Frontend provided bogus ring requests").
  * Nothing here throws because of guest input.
@@ -517,7 +518,8 @@ export class Blkback {
         this.stats.writes++;
         this.stats.sectorsWritten += total;
       }
-      if (op === BLKIF_OP_WRITE_BARRIER) fs.fsyncSync(this.fd);
+      // Data carried by a flush or barrier is durable when the response goes out.
+      if (isFlush && total > 0) fs.fsyncSync(this.fd);
     } catch (e) {
       this.note(`I/O error: ${(e as Error).message}`);
       return res(BLKIF_RSP_ERROR);
