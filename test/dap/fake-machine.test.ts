@@ -1,7 +1,10 @@
 import { strict as assert } from 'node:assert';
-import type { DebugClient } from '@vscode/debugadapter-testsupport';
 import type { DebugProtocol } from '@vscode/debugprotocol';
-import { scratchFile, startClient } from '../helpers/dap';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { DebugClient } from '@vscode/debugadapter-testsupport';
+import { ADAPTER, scratchFile, startClient } from '../helpers/dap';
+import { REPO_ROOT } from '../helpers/debian';
 
 /** Launches the fake machine's default program and waits for the entry stop. */
 async function launchToEntry(
@@ -179,7 +182,7 @@ describe('debug adapter on a test machine', function () {
     assert.equal(await pc(dc), 0x1026n);
   });
 
-  it('stops at instruction breakpoints with conditions and hit counts, and logs logpoints', async () => {
+  it('stops at instruction and function breakpoints with conditions and hit counts', async () => {
     await launchToEntry(dc);
     const r = await setIns(dc, { breakpoints: [{ instructionReference: '0x1029', hitCondition: '3' }] });
     assert.equal(r.body.breakpoints[0].verified, true);
@@ -196,17 +199,16 @@ describe('debug adapter on a test machine', function () {
     await Promise.all([dc.continueRequest({ threadId: 1 }), dc.waitForEvent('stopped')]);
     v = await dc.evaluateRequest({ expression: 'rbx', context: 'watch', frameId: 0 });
     assert.match(v.body.result, /^0xa \(10\)/);
-    // Logpoint on 0x1026 and a stopping breakpoint on 0x1029 with a condition.
-    const logs: string[] = [];
-    dc.on('output', (e: DebugProtocol.OutputEvent) => logs.push(e.body.output));
-    await dc.setFunctionBreakpointsRequest({ breakpoints: [{ name: '*0x1029', condition: 'rbx == 12' }] });
+    // A function breakpoint given as an address expression.
     await setIns(dc, { breakpoints: [] });
+    await dc.setFunctionBreakpointsRequest({ breakpoints: [{ name: '*0x1029', condition: 'rbx == 12' }] });
     const [, ev2] = await Promise.all([
       dc.continueRequest({ threadId: 1 }),
       dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>,
     ]);
     assert.equal(ev2.body.reason, 'function breakpoint');
-    void logs;
+    v = await dc.evaluateRequest({ expression: 'rbx', context: 'watch', frameId: 0 });
+    assert.match(v.body.result, /^0xc \(12\)/);
   });
 
   it('stops on the hypercall filter with a decoded description and exceptionInfo', async () => {
@@ -456,17 +458,52 @@ describe('debug adapter on a test machine', function () {
   });
 
   it('forwards guest console output and ends on terminate', async () => {
-    const out = dc.waitForEvent('output');
+    const outputs: DebugProtocol.OutputEvent[] = [];
+    dc.on('output', (e: DebugProtocol.OutputEvent) => outputs.push(e));
     await launchToEntry(dc, { consoleInput: 'hello' });
     await setIns(dc, { breakpoints: [{ instructionReference: '0x1026' }] });
     await Promise.all([dc.continueRequest({ threadId: 1 }), dc.waitForEvent('stopped')]);
-    let seen = false;
-    for (let i = 0; i < 5 && !seen; i++) {
-      const e = (await out) as DebugProtocol.OutputEvent;
-      seen = e.body.category === 'stdout' && /fake guest console/.test(e.body.output);
-    }
-    assert.ok(seen);
+    assert.ok(outputs.some((e) => e.body.category === 'stdout' && /fake guest console/.test(e.body.output)));
+    const scopes = await dc.scopesRequest({ frameId: 0 });
+    const xen = await dc.variablesRequest({ variablesReference: scopes.body.scopes[1].variablesReference });
+    assert.equal(xen.body.variables.find((v) => v.name === 'consoleInput')?.value, 'hello');
     await Promise.all([dc.terminateRequest(), dc.waitForEvent('terminated')]);
+  });
+
+  it('serves sessions over TCP with --server', async () => {
+    await dc.stop();
+    const env = {
+      ...process.env,
+      PVSCOPE_TEST_MACHINE_MODULE: join(REPO_ROOT, 'test', 'helpers', 'fake-machine.ts'),
+      NODE_OPTIONS: '--require tsx/cjs',
+    };
+    const server = spawn(process.execPath, [ADAPTER, '--server=0'], {
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        let err = '';
+        server.stderr!.on('data', (d: Buffer) => {
+          err += d.toString();
+          const m = /listening on 127\.0\.0\.1:(\d+)/.exec(err);
+          if (m) resolve(Number(m[1]));
+        });
+        server.on('exit', () => reject(new Error(`server exited: ${err}`)));
+      });
+      for (let i = 0; i < 2; i++) {
+        const c = new DebugClient('node', ADAPTER, 'pvscope');
+        await c.start(port);
+        const r = await c.initializeRequest();
+        assert.equal(r.body?.supportsConfigurationDoneRequest, true);
+        const ev = await launchToEntry(c);
+        assert.equal(ev.body.reason, 'entry');
+        await c.stop();
+      }
+    } finally {
+      server.kill();
+    }
+    dc = await startClient({ fake: true });
   });
 
   it('restarts the guest and stops on entry again', async () => {

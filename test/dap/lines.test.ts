@@ -95,6 +95,33 @@ describe('debug adapter: symbols and DWARF line tables (test machine)', function
     assert.equal((await top(dc)).line, 8);
   });
 
+  it('prints logpoints with interpolated expressions and stops at a conditional line breakpoint', async () => {
+    await launch();
+    const logs: string[] = [];
+    dc.on('output', (e: DebugProtocol.OutputEvent) => {
+      if (e.body.category === 'console') logs.push(e.body.output);
+    });
+    const r = await dc.setBreakpointsRequest({
+      source: { path: guest.src },
+      breakpoints: [
+        { line: 8, logMessage: 'rbx={rbx} rip={$rip}' },
+        { line: 9, condition: 'rbx == 3' },
+      ],
+    });
+    assert.ok(r.body.breakpoints.every((b) => b.verified));
+    await Promise.all([dc.configurationDoneRequest(), dc.waitForEvent('stopped')]);
+    const [, ev] = await Promise.all([
+      dc.continueRequest({ threadId: 1 }),
+      dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>,
+    ]);
+    assert.equal(ev.body.reason, 'breakpoint');
+    assert.deepEqual(ev.body.hitBreakpointIds, [r.body.breakpoints[1].id]);
+    assert.deepEqual(
+      logs.filter((l) => l.startsWith('rbx=')),
+      ['rbx=0x0 rip=0x100c\n', 'rbx=0x1 rip=0x100c\n', 'rbx=0x2 rip=0x100c\n'],
+    );
+  });
+
   it('stops at source-line and function breakpoints and on a data breakpoint on a symbol', async () => {
     await launch();
     const src = await dc.setBreakpointsRequest({
@@ -109,8 +136,7 @@ describe('debug adapter: symbols and DWARF line tables (test machine)', function
     });
     assert.equal(fn.body.breakpoints[0].verified, true);
     assert.equal(fn.body.breakpoints[1].verified, false);
-    await dc.configurationDoneRequest();
-    await dc.waitForEvent('stopped'); // entry
+    await Promise.all([dc.configurationDoneRequest(), dc.waitForEvent('stopped')]); // entry
     const [, ev] = await Promise.all([
       dc.continueRequest({ threadId: 1 }),
       dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>,
