@@ -24,14 +24,66 @@ export interface LineRow {
   endSequence: boolean;
 }
 
-/** A contiguous sequence of rows: [start, end) in addresses. */
-export interface LineSequence {
-  start: bigint;
-  end: bigint;
-  /** Full paths of the unit's files, by file index. */
+/** A line-number program unit: its header values and file table. */
+interface LineUnit {
+  data: Uint8Array;
+  /** Offset of the unit in .debug_line (for messages). */
+  offset: number;
+  programEnd: number;
+  version: number;
+  addrSize: number;
+  minInst: number;
+  defaultIsStmt: boolean;
+  lineBase: number;
+  lineRange: number;
+  opcodeBase: number;
+  stdLengths: number[];
+  dirs: string[];
+  /** Full paths by file index (v2-4: index 0 unused; DW_LNE_define_file entries appended by the scan). */
   files: string[];
-  /** Rows sorted by address (the end_sequence row last). */
-  rows: LineRow[];
+}
+
+/**
+ * A contiguous sequence of rows covering [start, end). Rows are decoded from
+ * the line program on first use and then kept, so a large .debug_line costs
+ * one scan and little memory until queried.
+ */
+export class LineSequence {
+  private decoded: LineRow[] | undefined;
+  /** Built by {@link LineTable.fromElf}. */
+  constructor(
+    public start: bigint,
+    public end: bigint,
+    private readonly unit: LineUnit,
+    private readonly programOffset: number,
+    private readonly loadOffset: bigint,
+  ) {}
+  /** Full paths of the unit's files, by file index. */
+  get files(): string[] {
+    return this.unit.files;
+  }
+  /** Rows sorted by address (program order kept for equal addresses; the end_sequence row last). */
+  get rows(): LineRow[] {
+    if (!this.decoded) {
+      const rows: LineRow[] = [];
+      const mask = this.unit.addrSize === 4 ? 0xffffffffn : (1n << 64n) - 1n;
+      const off = this.loadOffset;
+      runProgram(this.unit, this.programOffset, true, (hi, lo, file, line, column, isStmt, end) => {
+        rows.push({
+          address: (((BigInt(hi) << 32n) | BigInt(lo)) + off) & mask,
+          file,
+          line,
+          column,
+          isStmt,
+          endSequence: end,
+        });
+        return !end;
+      });
+      rows.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+      this.decoded = rows;
+    }
+    return this.decoded;
+  }
 }
 
 /** One source position. */
@@ -491,13 +543,12 @@ function findAbbrev(
   throw new ImageError(`.debug_abbrev: abbreviation ${code} not found in the table at ${hex(off)}`);
 }
 
-/** Parses one line program at `off`; appends its sequences. @returns the offset of the next unit. */
-function parseLineProgram(
+/** Parses the header of the line program at `off`. @returns the unit and the offsets of its program and of the next unit. */
+function parseLineHeader(
   s: Sections,
   off: number,
   cus: Map<number, { compDir?: string; name?: string }>,
-  out: LineSequence[],
-): number {
+): { unit: LineUnit; programStart: number; next: number } {
   const line = s.line;
   const c = new Cursor(line, off, line.length, '.debug_line');
   const { length, offSize } = unitLength(c);
@@ -512,6 +563,8 @@ function parseLineProgram(
   if (version >= 5) {
     addrSize = c.u8();
     c.u8(); // segment_selector_size
+    if (addrSize !== 4 && addrSize !== 8)
+      throw new ImageError(`${where} has unsupported address size ${addrSize}`);
   }
   const headerLength = c.offset(offSize);
   const programStart = c.pos + headerLength;
@@ -552,9 +605,7 @@ function parseLineProgram(
     for (const m of readEntries('file names')) {
       const d = m.get(DW_LNCT_directory_index);
       const di = d && d.kind === 'num' ? d.v : 0;
-      const dir = di < dirs.length ? dirs[di] : '';
-      const base = di === 0 || dir.startsWith('/') ? dir : joinPath(dirs[0] ?? '', dir);
-      files.push(normalizePath(joinPath(base, strOf(m.get(DW_LNCT_path)))));
+      files.push(fileName(dirs, di, strOf(m.get(DW_LNCT_path))));
     }
   } else {
     dirs = [cu?.compDir ?? ''];
@@ -573,60 +624,113 @@ function parseLineProgram(
       files.push(fileName(dirs, di, name));
     }
   }
+  const unit: LineUnit = {
+    data: line,
+    offset: off,
+    programEnd: unitEnd,
+    version,
+    addrSize,
+    minInst,
+    defaultIsStmt,
+    lineBase,
+    lineRange,
+    opcodeBase,
+    stdLengths,
+    dirs,
+    files,
+  };
+  return { unit, programStart, next: unitEnd };
+}
 
-  // Line-number program.
-  c.pos = programStart;
-  let rows: LineRow[] = [];
-  let address = 0n;
+function fileName(dirs: string[], di: number, name: string): string {
+  const dir = di < dirs.length ? dirs[di] : '';
+  const base = di === 0 || dir.startsWith('/') ? dir : joinPath(dirs[0] ?? '', dir);
+  return normalizePath(joinPath(base, name));
+}
+
+/**
+ * Row callback: address as two 32-bit halves, then file, line, column,
+ * is_stmt and end_sequence. Return false to stop.
+ */
+type RowSink = (
+  hi: number,
+  lo: number,
+  file: number,
+  line: number,
+  column: number,
+  isStmt: boolean,
+  end: boolean,
+) => boolean;
+
+/**
+ * Runs the line-number state machine of `unit` from byte `from` (the start of a
+ * sequence), calling `sink` for every row. Addresses are kept as 32-bit halves
+ * so large programs need no BigInt per opcode.
+ * @param decodeOnly true when re-decoding a sequence (DW_LNE_define_file entries were added by the scan).
+ * @returns the position after the last opcode executed.
+ */
+function runProgram(unit: LineUnit, from: number, decodeOnly: boolean, sink: RowSink): number {
+  const c = new Cursor(unit.data, from, unit.programEnd, `.debug_line unit at ${hex(unit.offset)}`);
+  const { minInst, lineBase, lineRange, opcodeBase, stdLengths, defaultIsStmt } = unit;
+  const wide = unit.addrSize === 8;
+  let hi = 0;
+  let lo = 0;
   let file = 1;
   let ln = 1;
   let column = 0;
   let isStmt = defaultIsStmt;
-  const mask = addrSize === 4 ? 0xffffffffn : (1n << 64n) - 1n;
-  const emit = (endSequence: boolean) => {
-    rows.push({ address, file, line: ln, column, isStmt, endSequence });
+  const add = (delta: number) => {
+    // 0 <= delta < 2^53
+    const sum = lo + delta;
+    lo = sum % 4294967296;
+    if (wide) hi = (hi + Math.floor(sum / 4294967296)) % 4294967296;
   };
-  const reset = () => {
-    address = 0n;
-    file = 1;
-    ln = 1;
-    column = 0;
-    isStmt = defaultIsStmt;
-  };
-  while (c.pos < unitEnd) {
+  const constAddPc = Math.floor((255 - opcodeBase) / lineRange) * minInst;
+  while (c.pos < unit.programEnd) {
     const op = c.u8();
     if (op >= opcodeBase) {
       const adj = op - opcodeBase;
-      address = (address + BigInt(Math.floor(adj / lineRange) * minInst)) & mask;
+      add(Math.floor(adj / lineRange) * minInst);
       ln += lineBase + (adj % lineRange);
-      emit(false);
+      if (!sink(hi, lo, file, ln, column, isStmt, false)) return c.pos;
     } else if (op === 0) {
       const len = c.uleb();
       const next = c.pos + len;
       if (len === 0) continue;
-      if (next > unitEnd)
-        throw new ImageError(`${where}: extended opcode at ${hex(c.pos)} runs past the unit`);
+      if (next > unit.programEnd)
+        throw new ImageError(`${c.section}: extended opcode at ${hex(c.pos)} runs past the unit`);
       const sub = c.u8();
       if (sub === 1) {
-        emit(true);
-        finishSequence(rows, files, out);
-        rows = [];
-        reset();
+        c.pos = next;
+        if (!sink(hi, lo, file, ln, column, isStmt, true)) return c.pos;
+        hi = lo = 0;
+        file = 1;
+        ln = 1;
+        column = 0;
+        isStmt = defaultIsStmt;
+        continue;
       } else if (sub === 2) {
-        address = c.addr(len - 1) & mask;
-      } else if (sub === 3 && version <= 4) {
+        const n = len - 1;
+        if (n === 8) {
+          lo = c.u32();
+          hi = c.u32();
+        } else if (n === 4) {
+          lo = c.u32();
+          hi = 0;
+        } else throw new ImageError(`${c.section}: DW_LNE_set_address with a ${n}-byte operand`);
+      } else if (sub === 3 && unit.version <= 4 && !decodeOnly) {
         const name = c.cstr();
         const di = c.uleb();
-        files.push(fileName(dirs, di, name));
+        unit.files.push(fileName(unit.dirs, di, name));
       }
       c.pos = next;
     } else {
       switch (op) {
         case 1: // DW_LNS_copy
-          emit(false);
+          if (!sink(hi, lo, file, ln, column, isStmt, false)) return c.pos;
           break;
         case 2: // DW_LNS_advance_pc
-          address = (address + c.ulebBig() * BigInt(minInst)) & mask;
+          add(c.uleb() * minInst);
           break;
         case 3: // DW_LNS_advance_line
           ln += c.sleb();
@@ -643,10 +747,10 @@ function parseLineProgram(
         case 7: // DW_LNS_set_basic_block
           break;
         case 8: // DW_LNS_const_add_pc
-          address = (address + BigInt(Math.floor((255 - opcodeBase) / lineRange) * minInst)) & mask;
+          add(constAddPc);
           break;
         case 9: // DW_LNS_fixed_advance_pc
-          address = (address + BigInt(c.u16())) & mask;
+          add(c.u16());
           break;
         case 10: // DW_LNS_set_prologue_end
         case 11: // DW_LNS_set_epilogue_begin
@@ -659,24 +763,47 @@ function parseLineProgram(
       }
     }
   }
-  return unitEnd;
+  return c.pos;
 }
 
-function fileName(dirs: string[], di: number, name: string): string {
-  const dir = di < dirs.length ? dirs[di] : '';
-  const base = di === 0 || dir.startsWith('/') ? dir : joinPath(dirs[0] ?? '', dir);
-  return normalizePath(joinPath(base, name));
-}
-
-function finishSequence(rows: LineRow[], files: string[], out: LineSequence[]): void {
-  if (rows.length < 2) return;
-  const start = rows[0].address;
-  const end = rows[rows.length - 1].address;
-  // A sequence starting at 0 in a linked image is a discarded function (gc-sections/COMDAT): drop it.
-  if (end <= start) return;
-  if (start === 0n) return;
-  rows.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0)); // stable: keeps program order for equal addresses
-  out.push({ start, end, files, rows });
+/** Scans a unit's program, recording each sequence's address range and starting offset. */
+function scanSequences(unit: LineUnit, programStart: number, loadOffset: bigint, out: LineSequence[]): void {
+  const mask = unit.addrSize === 4 ? 0xffffffffn : (1n << 64n) - 1n;
+  const big = (h: number, l: number) => (BigInt(h) << 32n) | BigInt(l);
+  let pos = programStart;
+  while (pos < unit.programEnd) {
+    const seqStart = pos;
+    let rows = 0;
+    let minHi = 0;
+    let minLo = 0;
+    pos = runProgram(unit, pos, false, (hi, lo, _f, _l, _c, _s, end) => {
+      if (!end) {
+        if (rows === 0 || hi < minHi || (hi === minHi && lo < minLo)) {
+          minHi = hi;
+          minLo = lo;
+        }
+        rows++;
+        return true;
+      }
+      if (rows > 0) {
+        const start = big(minHi, minLo);
+        const endAddr = big(hi, lo);
+        // A sequence starting at 0 in a linked image is a discarded function (gc-sections/COMDAT): drop it.
+        if (endAddr > start && start !== 0n)
+          out.push(
+            new LineSequence(
+              (start + loadOffset) & mask,
+              (endAddr + loadOffset) & mask,
+              unit,
+              seqStart,
+              loadOffset,
+            ),
+          );
+      }
+      return false;
+    });
+    if (pos <= seqStart) break;
+  }
 }
 
 /** Matches a query path against a recorded path: equal, or one is a '/'-bounded suffix of the other. */
@@ -693,8 +820,18 @@ function pathMatches(recorded: string, query: string): boolean {
 export class LineTable {
   /** Sequences sorted by start address. */
   readonly sequences: LineSequence[];
-  private constructor(sequences: LineSequence[]) {
+  private readonly units: LineUnit[];
+  private constructor(sequences: LineSequence[], units: LineUnit[]) {
     this.sequences = sequences.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+    this.units = units;
+  }
+
+  /** Sequences of units whose file table has a file matching `q` (exact when `exact`). */
+  private sequencesFor(q: string, exact: boolean): LineSequence[] {
+    const match = new Set<string[]>();
+    for (const u of this.units)
+      if (u.files.some((f) => (exact ? f === q : pathMatches(f, q)))) match.add(u.files);
+    return this.sequences.filter((s) => match.has(s.files));
   }
 
   /**
@@ -705,7 +842,7 @@ export class LineTable {
    */
   static fromElf(elf: ElfFile, offset = 0n): LineTable {
     const line = sectionByName(elf, '.debug_line');
-    if (!line) return new LineTable([]);
+    if (!line) return new LineTable([], []);
     const s: Sections = {
       line,
       lineStr: sectionByName(elf, '.debug_line_str'),
@@ -716,27 +853,30 @@ export class LineTable {
     };
     const cus = readCompUnits(s);
     const seqs: LineSequence[] = [];
+    const units: LineUnit[] = [];
     let off = 0;
     while (off < line.length) {
       if (line.length - off < 4) break;
-      off = parseLineProgram(s, off, cus, seqs);
+      const h = parseLineHeader(s, off, cus);
+      scanSequences(h.unit, h.programStart, offset, seqs);
+      units.push(h.unit);
+      off = h.next;
     }
-    if (offset !== 0n) {
-      const m = (1n << 64n) - 1n;
-      for (const q of seqs) {
-        q.start = (q.start + offset) & m;
-        q.end = (q.end + offset) & m;
-        for (const r of q.rows) r.address = (r.address + offset) & m;
-      }
-    }
-    return new LineTable(seqs);
+    return new LineTable(seqs, units);
   }
 
   /** Every distinct file path the table mentions. */
   files(): string[] {
-    const set = new Set<string>();
-    for (const q of this.sequences) for (const r of q.rows) if (q.files[r.file]) set.add(q.files[r.file]);
-    return [...set].sort();
+    return [...this.fileSet()].sort();
+  }
+
+  private fileSetCache: Set<string> | undefined;
+  private fileSet(): Set<string> {
+    if (!this.fileSetCache) {
+      this.fileSetCache = new Set<string>();
+      for (const u of this.units) for (const f of u.files) if (f) this.fileSetCache.add(f);
+    }
+    return this.fileSetCache;
   }
 
   /**
@@ -772,9 +912,9 @@ export class LineTable {
    */
   lineToAddresses(file: string, line: number): bigint[] {
     const q = normalizePath(file);
-    const exact = this.files().some((f) => f === q);
+    const exact = this.fileSet().has(q);
     const out = new Set<bigint>();
-    for (const seq of this.sequences) {
+    for (const seq of this.sequencesFor(q, exact)) {
       let prevMatched = false;
       for (const r of seq.rows) {
         const f = seq.files[r.file] ?? '';
@@ -793,9 +933,9 @@ export class LineTable {
    */
   resolveBreakpoint(file: string, line: number): { line: number; addresses: bigint[] } | undefined {
     const q = normalizePath(file);
-    const exact = this.files().some((f) => f === q);
+    const exact = this.fileSet().has(q);
     let best = Infinity;
-    for (const seq of this.sequences)
+    for (const seq of this.sequencesFor(q, exact))
       for (const r of seq.rows) {
         if (r.endSequence || !r.isStmt || r.line < line || r.line >= best) continue;
         const f = seq.files[r.file] ?? '';
