@@ -133,6 +133,16 @@ function permBits(p: PermChar): number {
 
 const enc = new TextEncoder();
 const dec = new TextDecoder('utf-8');
+/**
+ * Paths, tokens and arguments on the wire are byte strings: keep every
+ * byte (ISO-8859-1 both ways) so a token comes back exactly as sent.
+ */
+function wireString(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+}
+function wireBytes(s: string): Uint8Array {
+  return new Uint8Array(Buffer.from(s, 'latin1'));
+}
 
 /** Error carrying a xenstored error name (`ENOENT`, `EACCES`, ...). */
 class XsError extends Error {
@@ -280,7 +290,7 @@ function splitStrings(buf: Uint8Array): { strings: string[]; rest: number } {
   let start = 0;
   for (let i = 0; i < buf.length; i++) {
     if (buf[i] === 0) {
-      strings.push(dec.decode(buf.subarray(start, i)));
+      strings.push(wireString(buf.subarray(start, i)));
       start = i + 1;
     }
   }
@@ -292,7 +302,7 @@ function oneArg(buf: Uint8Array): string | null {
   if (buf.length === 0) return null;
   const nul = buf.indexOf(0);
   if (nul !== buf.length - 1) return null;
-  return dec.decode(buf.subarray(0, nul));
+  return wireString(buf.subarray(0, nul));
 }
 
 function nodeSize(rec: { value: Uint8Array; perms: XsPerm[]; children: string[] }): number {
@@ -874,7 +884,7 @@ export class Xenstored {
       p = p.slice(w.relativeTo.length);
       if (p.startsWith('/')) p = p.slice(1);
     }
-    const body = enc.encode(`${p}\0${w.token}\0`);
+    const body = wireBytes(`${p}\0${w.token}\0`);
     if (body.length > XENSTORE_PAYLOAD_MAX) return;
     const msg = new Uint8Array(HDR + body.length);
     const dv = new DataView(msg.buffer);
@@ -1185,7 +1195,7 @@ export class Xenstored {
       case XS_WRITE: {
         const nul = body.indexOf(0);
         if (nul < 0) fail('EINVAL');
-        const path = this.canonical(a, dec.decode(body.subarray(0, nul)), false);
+        const path = this.canonical(a, wireString(body.subarray(0, nul)), false);
         this.opWrite(a, path, body.slice(nul + 1));
         return Xenstored.OK;
       }

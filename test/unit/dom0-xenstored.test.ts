@@ -295,6 +295,15 @@ describe('dom0 xenstored', () => {
     assert.equal(xs.watches().filter((w) => w.domid === 1).length, 0);
   });
 
+  it('returns watch tokens byte for byte', () => {
+    const c = new RingClient(makeStore());
+    const token = new Uint8Array([0x74, 0xff, 0x80, 0xc3, 0x28]);
+    const body = new Uint8Array([...new TextEncoder().encode('data\0'), ...token, 0]);
+    const msgs = c.call(XS_WATCH, body);
+    const ev = msgs.find((m) => m.type === XS_WATCH_EVENT)!;
+    assert.deepEqual([...ev.body], [...new TextEncoder().encode('data\0'), ...token, 0]);
+  });
+
   it('does not send watch events for nodes the watcher cannot read', () => {
     const xs = makeStore();
     const c = new RingClient(xs);
