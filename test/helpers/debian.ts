@@ -21,37 +21,46 @@ export async function fetchDebianFile(pkg: string, pathInPackage: string): Promi
   if (!/^[a-z0-9][a-z0-9+.-]*$/.test(pkg)) throw new Error(`invalid Debian package name '${pkg}'`);
   const dir = join(REPO_ROOT, '.cache', 'debian', pkg);
   const root = join(dir, 'root');
-  const target = join(root, pathInPackage.replace(/^\/+/, ''));
+  const member = pathInPackage.replace(/^\/+/, '');
+  const target = join(root, member);
   if (existsSync(target)) return target;
-  if (!existsSync(root)) {
+  mkdirSync(dir, { recursive: true });
+  let deb = readdirSync(dir).find((f) => f.endsWith('.deb'));
+  if (!deb) {
     const tmp = join(dir, `tmp-${process.pid}`);
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp, { recursive: true });
     try {
-      execFileSync('apt-get', ['download', pkg], { cwd: tmp, stdio: 'pipe', timeout: 300_000 });
+      execFileSync('apt-get', ['download', pkg], { cwd: tmp, stdio: 'pipe', timeout: 600_000 });
+      const got = readdirSync(tmp).find((f) => f.endsWith('.deb'));
+      if (!got) throw new Error('apt-get download produced no .deb file');
+      renameSync(join(tmp, got), join(dir, got));
+      deb = got;
     } catch (e) {
-      rmSync(tmp, { recursive: true, force: true });
       const err = e as { stderr?: Buffer; message: string };
       throw new Error(
         `cannot fetch Debian package '${pkg}' with apt-get download: ${err.stderr?.toString().trim() || err.message}`,
       );
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
     }
-    const deb = readdirSync(tmp).find((f) => f.endsWith('.deb'));
-    if (!deb) throw new Error(`apt-get download ${pkg} produced no .deb file`);
-    const extracted = join(tmp, 'root');
-    try {
-      execFileSync('dpkg-deb', ['-x', join(tmp, deb), extracted], { stdio: 'pipe', timeout: 300_000 });
-    } catch (e) {
-      throw new Error(`cannot extract Debian package '${pkg}' (${deb}): ${(e as Error).message}`);
-    }
-    if (!existsSync(root)) {
-      try {
-        renameSync(extracted, root);
-      } catch {
-        /* another process won the race */
-      }
-    }
-    rmSync(tmp, { recursive: true, force: true });
+  }
+  // Extract only the requested file (kernel packages are large).
+  mkdirSync(root, { recursive: true });
+  try {
+    execFileSync(
+      'sh',
+      ['-c', 'dpkg-deb --fsys-tarfile "$1" | tar -x -C "$2" "./$3"', 'sh', join(dir, deb), root, member],
+      {
+        stdio: 'pipe',
+        timeout: 600_000,
+      },
+    );
+  } catch (e) {
+    const err = e as { stderr?: Buffer; message: string };
+    throw new Error(
+      `cannot extract ${pathInPackage} from Debian package '${pkg}' (${deb}): ${err.stderr?.toString().trim() || err.message}`,
+    );
   }
   if (!existsSync(target)) throw new Error(`Debian package '${pkg}' has no file ${pathInPackage}`);
   return target;
