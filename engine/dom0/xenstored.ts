@@ -11,7 +11,8 @@
  * - request types, payload formats and error strings of io/xs_wire.h;
  *   unknown or server-only message types get `ENOSYS` (core.c
  *   process_message), privileged ones (CONTROL, INTRODUCE, RELEASE,
- *   IS_DOMAIN_INTRODUCED, RESUME, SET_TARGET) `EACCES` for a domU;
+ *   IS_DOMAIN_INTRODUCED, RESUME, SET_TARGET, GET/SET_FEATURE,
+ *   GET/SET_QUOTA) `EACCES` for a domU;
  * - relative paths live under `/local/domain/<domid>/`; path characters
  *   `[A-Za-z0-9-/_@]`, no `//`, no trailing `/`, at most 2048 characters
  *   after a `/local/domain/<n>/` prefix (XENSTORE_REL_PATH_MAX);
@@ -63,6 +64,10 @@ export const XS_RESUME = 18;
 export const XS_SET_TARGET = 19;
 export const XS_RESET_WATCHES = 21;
 export const XS_DIRECTORY_PART = 22;
+export const XS_GET_FEATURE = 23;
+export const XS_SET_FEATURE = 24;
+export const XS_GET_QUOTA = 25;
+export const XS_SET_QUOTA = 26;
 
 /** Layout of xenstore_domain_interface (Xen public/io/xs_wire.h), byte offsets in the ring page. */
 export const XENSTORE_RING_SIZE = 1024;
@@ -1127,6 +1132,10 @@ export class Xenstored {
       case XS_IS_DOMAIN_INTRODUCED:
       case XS_RESUME:
       case XS_SET_TARGET:
+      case XS_GET_FEATURE:
+      case XS_SET_FEATURE:
+      case XS_GET_QUOTA:
+      case XS_SET_QUOTA:
         fail('EACCES');
       case XS_WATCH:
         return this.doWatch(c, a, reqId, txId, body);

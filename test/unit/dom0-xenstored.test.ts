@@ -137,6 +137,7 @@ describe('dom0 xenstored', () => {
     isError(c.req(XS_INTRODUCE, '2\0' + '5\0' + '3\0'), 'EACCES');
     isError(c.req(XS_CONTROL, 'check\0'), 'EACCES');
     isError(c.req(17, '1\0'), 'EACCES');
+    for (const t of [9, 18, 19, 23, 24, 25, 26]) isError(c.req(t, '1\0'), 'EACCES');
   });
 
   it('enforces permissions for a domU (EACCES) and lets dom0 bypass them', () => {
