@@ -344,4 +344,37 @@ describe('engine/image Xen ELF notes', function () {
     assert.equal(x.guestOs, 'GRUB');
     assert.ok(x.warnings.some((w) => /GUEST_OS note descriptor/.test(w)));
   });
+
+  it('absurd note sizes and random note corruption give a result or ImageError, nothing else', () => {
+    const bytes = build(64, LINUX64_NOTES, { virtBase: VIRT_BASE_64 });
+    const elf = parseElf(bytes);
+    const sec = elf.sections.find((s) => s.name === '.note.Xen')!;
+    for (const [field, value] of [
+      [0, 0xffffffff],
+      [4, 0xffffffff],
+      [0, 0x7ffffffc],
+      [4, 0x10],
+    ] as const) {
+      const b = bytes.slice();
+      new DataView(b.buffer).setUint32(sec.offset + field, value, true);
+      try {
+        loadKernelImage(b);
+      } catch (e) {
+        assert.ok(e instanceof ImageError, String(e));
+      }
+    }
+    let seed = 11;
+    for (let k = 0; k < 400; k++) {
+      const b = bytes.slice();
+      for (let j = 0; j < 2; j++) {
+        seed = (seed * 1103515245 + 12345) >>> 0;
+        b[sec.offset + (seed % sec.size)] = (seed >>> 9) & 0xff;
+      }
+      try {
+        loadKernelImage(b);
+      } catch (e) {
+        assert.ok(e instanceof ImageError, `corruption ${k}: ${String(e)}`);
+      }
+    }
+  });
 });
