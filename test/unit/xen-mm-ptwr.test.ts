@@ -164,6 +164,23 @@ describe('xen-mm: writable page-table emulation', () => {
     assert.equal(run(d, mm, [0x89, 0x07], { 0: pte(BOOT.l1, P | RW), 7: L1VA + 2408n }, L1VA + 2408n), false);
   });
 
+  it('merges sub-8-byte stores into the entry (byte and word MOV, OR)', () => {
+    const { d, mm } = setup(64);
+    const slot = 11; // pfn 11, mapped P|RW|A (+US|bit 52 after validation)
+    const before = d.getEntry(BOOT.l1, slot);
+    const ea = L1VA + BigInt(slot * 8);
+    // mov byte [rdi], al: clear RW (0x23 -> keep P|A; low byte of entry becomes 0x25 with US)
+    const lowByte = Number(before & 0xffn) & ~2;
+    assert.equal(run(d, mm, [0x88, 0x07], { 0: BigInt(lowByte), 7: ea }, ea), true);
+    assert.equal(d.getEntry(BOOT.l1, slot), (before & ~0xffn) | BigInt(lowByte));
+    assert.equal(mm.pageInfo(mfnOf(11)).typeCount, 0); // RW dropped
+    // or word [rdi], 2: RW back on
+    assert.equal(run(d, mm, [0x66, 0x83, 0x0f, 0x02], { 7: ea }, ea), true);
+    assert.equal(d.getEntry(BOOT.l1, slot) & 2n, 2n);
+    assert.equal(mm.pageInfo(mfnOf(11)).typeCount, 1);
+    assert.equal(d.fake(0).state.ripLo, CODE * 4096 + 4);
+  });
+
   it('32-bit: CMPXCHG8B updates a whole PAE entry', () => {
     const { d, mm } = setup(32);
     const nv = pte(302, P | RW | A);

@@ -659,6 +659,33 @@ describe('xen-mm: PV MMU (page types, validation, hypercalls)', () => {
     assert.equal(d.fake(0).state.cr3Lo >>> 0, (l4 * 4096) >>> 0);
   });
 
+  it('gives every vCPU its own GDT window and fills Xen slots of tables validated before the hole existed', () => {
+    for (const bits of [64, 32] as const) {
+      const d = new FakeDomain(bits, 3);
+      const mm = new PvMm(d);
+      const root = buildBootTables(d);
+      assert.equal(mm.pin(bits === 64 ? 4 : 3, mfnOf(root)), 0);
+      // Pinned before installXenMappings: Xen's slots are still empty.
+      assert.equal(d.getEntry(bits === 64 ? BOOT.l4 : BOOT.l2x, bits === 64 ? 260 : 511), 0n);
+      mm.installXenMappings();
+      assert.notEqual(d.getEntry(bits === 64 ? BOOT.l4 : BOOT.l2x, bits === 64 ? 260 : 511), 0n);
+      const bases = d.vcpus.map((v) => mm.gdtWindowBase(v.id));
+      assert.equal(new Set(bases).size, 3);
+      d.vcpus.forEach((v, k) => {
+        const st = d.fake(k).state;
+        assert.equal((BigInt(st.gdtrBaseHi >>> 0) << 32n) | BigInt(st.gdtrBaseLo >>> 0), bases[k]);
+      });
+      for (const v of d.vcpus) assert.equal(mm.newBaseptr(v, mfnOf(root)), 0);
+      // The per-CPU entry (0xE060) of each window carries the vCPU number in its limit.
+      d.vcpus.forEach((v, k) => {
+        const va = bases[k] + 0xe060n;
+        const off = d.fake(k).translate(Number(va & 0xffffffffn) | 0, Number(va >> 32n) | 0, 0, false);
+        assert.ok(off >= 0);
+        assert.equal(d.mem.read32(off) & 0xffff, k);
+      });
+    }
+  });
+
   it('uses MMU_NORMAL_PT_UPDATE as a plain write on non-table frames', () => {
     const { d, mm } = setup(64);
     assert.equal(
