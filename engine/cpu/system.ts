@@ -614,7 +614,7 @@ function nullOuterDataSegments(cpu: CpuInternals, newCpl: number): void {
   const s = cpu.state;
   for (const seg of DATA_SEGS) {
     const a = s.segAttr[seg];
-    if (a & SegAttr.UNUSABLE) continue;
+    if (a & SegAttr.UNUSABLE || (s.segSel[seg] & 0xfffc) === 0) continue;
     const conformingCode = (a & (SegAttr.S | 0xc)) === (SegAttr.S | 0xc);
     const dpl = (a >>> SegAttr.DPL_SHIFT) & 3;
     if (!conformingCode && dpl < newCpl) loadNull(cpu, seg, 0);
