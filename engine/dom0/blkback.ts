@@ -164,7 +164,12 @@ export class Blkback {
     } catch (e) {
       throw new Error(`blkback: cannot open disk image ${opts.path}: ${(e as Error).message}`);
     }
-    const size = fs.fstatSync(this.fd).size;
+    const st = fs.fstatSync(this.fd);
+    if (!st.isFile()) {
+      fs.closeSync(this.fd);
+      throw new Error(`blkback: disk image ${opts.path} is not a regular file`);
+    }
+    const size = st.size;
     this.sectors = Math.floor(size / 512);
     const xs = opts.xenstored;
     const d = opts.frontDomid;

@@ -367,5 +367,20 @@ describe('dom0 blkback: device numbers and bad images', () => {
         }),
       /cannot open disk image \/nonexistent\/disk\.img/,
     );
+    assert.throws(
+      () =>
+        new Blkback({
+          xenstored: xs,
+          frontDomid: 1,
+          devid: 51712,
+          vdev: 'xvda',
+          path: os.tmpdir(),
+          readonly: true,
+          mem: new MachineMemory(1),
+          grants: new FakeGrants(),
+          evtchn: new FakeEvtchn(),
+        }),
+      /not a regular file/,
+    );
   });
 });
