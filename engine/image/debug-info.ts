@@ -74,8 +74,8 @@ export function loadSymbolFile(bytes: Uint8Array, opts: { name?: string; offset?
   return { name, kind: 'kallsyms', offset, symbols, warnings };
 }
 
-/** All symbol files of a debug session, queried together (earlier files win). */
-export class DebugInfo {
+/** Several symbol files queried together (earlier files win). */
+export class SymbolFileSet {
   readonly files: SymbolFile[] = [];
 
   /** Adds a loaded file. */

@@ -353,7 +353,11 @@ export function decodeLzmaAlone(data: Uint8Array, max: number): Uint8Array {
     throw new ImageError(
       `lzma payload declares ${size} bytes, more than ${Math.floor(max / (1024 * 1024))} MiB (decompression limit)`,
     );
-  const out = new Output(known ? Math.min(Number(size), Math.max(1 << 20, data.length * 16)) : data.length * 4, max, what);
+  const out = new Output(
+    known ? Math.min(Number(size), Math.max(1 << 20, data.length * 16)) : data.length * 4,
+    max,
+    what,
+  );
   dec.resetState();
   const rc = new RangeDecoder(data, 13, data.length, what);
   rc.init();

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { gzipSync } from 'fflate';
-import { DebugInfo, ImageError, loadSymbolFile, parseElf } from '../../engine/image';
+import { SymbolFileSet, ImageError, loadSymbolFile, parseElf } from '../../engine/image';
 import { TEST_C_SOURCE, buildTestElf, lineOf, makeTempDir, readBytes } from '../helpers/image-build';
 
 describe('engine/image symbol files for the debugger', function () {
@@ -21,7 +21,7 @@ describe('engine/image symbol files for the debugger', function () {
     const f = loadSymbolFile(bytes, { name: 'k', offset: off });
     assert.equal(f.kind, 'elf');
     assert.deepEqual(f.warnings, []);
-    const info = new DebugInfo().add(f);
+    const info = new SymbolFileSet().add(f);
     assert.equal(info.resolve('compute'), compute + off);
     assert.equal(info.lookup(compute + off + 1n)!.name, 'compute');
     const line = lineOf(TEST_C_SOURCE, 'compute-first');
@@ -36,7 +36,7 @@ describe('engine/image symbol files for the debugger', function () {
 
   it('a System.map text file, and earlier files win', () => {
     const map = new TextEncoder().encode('ffffffff81000000 T _stext\nffffffff81000010 T compute\n');
-    const info = new DebugInfo().add(loadSymbolFile(map, { name: 'System.map' }));
+    const info = new SymbolFileSet().add(loadSymbolFile(map, { name: 'System.map' }));
     assert.equal(info.resolve('compute'), 0xffffffff81000010n);
     assert.equal(info.lookup(0xffffffff81000004n)!.name, '_stext');
     assert.equal(info.addressToLine(0xffffffff81000004n), undefined);
