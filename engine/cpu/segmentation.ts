@@ -48,9 +48,11 @@ export class Descriptor {
   get type(): number {
     return this.attr & 0xf;
   }
+  /** Descriptor privilege level (0-3). */
   get dpl(): number {
     return (this.attr >>> 5) & 3;
   }
+  /** Segment-present flag (P). */
   get present(): boolean {
     return (this.attr & SegAttr.P) !== 0;
   }
@@ -120,11 +122,6 @@ export function longModeActive(cpu: CpuInternals): boolean {
 /** True in 64-bit mode (IA-32e with CS.L = 1). */
 export function in64BitMode(cpu: CpuInternals): boolean {
   return (cpu.state.efer & Efer.LMA) !== 0 && (cpu.state.segAttr[Seg.CS] & SegAttr.L) !== 0;
-}
-
-/** Protected mode (CR0.PE) and not virtual-8086 mode. */
-export function protectedNonV86(cpu: CpuInternals): boolean {
-  return (cpu.state.cr0 & Cr0.PE) !== 0 && (cpu.getRflags() & Flag.VM) === 0;
 }
 
 /**
