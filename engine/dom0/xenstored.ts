@@ -592,6 +592,30 @@ export class Xenstored {
     };
   }
 
+  /**
+   * Store consistency check (xenstored's check_store, for tests and
+   * debugging): every child listed exists, every node except `/` and the
+   * special ones is listed by its parent, no child is listed twice.
+   * @returns one line per problem; empty when consistent.
+   */
+  checkConsistency(): string[] {
+    const problems: string[] = [];
+    for (const [p, rec] of this.nodes) {
+      const seen = new Set<string>();
+      for (const c of rec.children) {
+        if (seen.has(c)) problems.push(`${p}: child ${c} listed twice`);
+        seen.add(c);
+        const cp = p === '/' ? `/${c}` : `${p}/${c}`;
+        if (!this.nodes.has(cp)) problems.push(`${p}: child ${c} does not exist`);
+      }
+      if (p === '/' || p.startsWith('@')) continue;
+      const parent = this.nodes.get(parentOf(p));
+      if (!parent) problems.push(`${p}: parent missing`);
+      else if (!parent.children.includes(baseName(p))) problems.push(`${p}: not listed by its parent`);
+    }
+    return problems;
+  }
+
   /** True when domain `domid`'s connection is being ignored after ring misuse. */
   isIgnored(domid: number): boolean {
     return this.conns.get(domid)?.ignored ?? false;

@@ -450,6 +450,63 @@ describe('dom0 xenstored', () => {
     assert.equal(c3.u32(XS_RING_ERROR), XENSTORE_ERROR_RINGIDX);
   });
 
+  it('keeps the store consistent under random guest and toolstack operations with transactions', () => {
+    const xs = makeStore();
+    const c = new RingClient(xs);
+    let seed = 777;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
+    const names = ['a', 'b', 'c'];
+    const randPath = () => {
+      const depth = 1 + rnd(3);
+      return ['data', ...Array.from({ length: depth }, () => names[rnd(3)])].join('/');
+    };
+    const txs: number[] = [];
+    let commits = 0;
+    let conflicts = 0;
+    for (let i = 0; i < 1500; i++) {
+      const tx = txs.length && rnd(2) ? txs[rnd(txs.length)] : 0;
+      switch (rnd(8)) {
+        case 0:
+        case 1:
+          c.req(XS_WRITE, `${randPath()}\0v${i}`, tx);
+          break;
+        case 2:
+          c.req(XS_MKDIR, `${randPath()}\0`, tx);
+          break;
+        case 3:
+          c.req(XS_RM, `${randPath()}\0`, tx);
+          break;
+        case 4:
+          xs.write(`/local/domain/1/${randPath()}`, `t${i}`);
+          break;
+        case 5:
+          if (rnd(3) === 0) xs.rm(`/local/domain/1/${randPath()}`);
+          else c.req(XS_DIRECTORY, `${randPath()}\0`, tx);
+          break;
+        case 6:
+          if (txs.length < 5) {
+            const r = c.req(XS_TRANSACTION_START, '\0');
+            txs.push(Number(r.text.replace('\0', '')));
+          }
+          break;
+        case 7:
+          if (txs.length) {
+            const t = txs.splice(rnd(txs.length), 1)[0];
+            const r = c.req(XS_TRANSACTION_END, rnd(4) ? 'T\0' : 'F\0', t);
+            if (r.type === XS_ERROR) {
+              assert.equal(r.text, 'EAGAIN\0');
+              conflicts++;
+            } else commits++;
+          }
+          break;
+      }
+      if (i % 100 === 0) assert.deepEqual(xs.checkConsistency(), [], `after op ${i}`);
+    }
+    assert.deepEqual(xs.checkConsistency(), []);
+    assert.ok(commits > 10, `commits ${commits}`);
+    assert.ok(conflicts > 0, `conflicts ${conflicts}`);
+  });
+
   it('survives random garbage on the ring without throwing', () => {
     const xs = makeStore();
     let seed = 12345;
