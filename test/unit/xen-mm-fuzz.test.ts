@@ -89,3 +89,61 @@ describe('xen-mm: reference counting survives random operation sequences', () =>
     });
   }
 });
+
+describe('xen-mm: hypercalls with garbage arguments', () => {
+  for (const bits of [64, 32] as const) {
+    it(`${bits}-bit: every handler returns an errno or 0, never throws`, () => {
+      const d = new FakeDomain(bits, 2);
+      const mm = new PvMm(d);
+      buildBootTables(d);
+      mm.installXenMappings();
+      assert.equal(mm.pin(bits === 64 ? 4 : 3, mfnOf(BOOT.l4)), 0);
+      for (const v of d.vcpus) assert.equal(mm.newBaseptr(v, mfnOf(BOOT.l4)), 0);
+      const r = rng(99 + bits);
+      const specials = [
+        0n,
+        1n,
+        (1n << 64n) - 1n,
+        1n << 63n,
+        0x7ff0n,
+        0x80000000n,
+        10n * 4096n,
+        0xffff800000000000n,
+      ];
+      const word = (): bigint => {
+        const k = r() % 4;
+        if (k === 0) return specials[r() % specials.length];
+        if (k === 1) return BigInt(r() % 64);
+        return (BigInt(r()) << 32n) | BigInt(r());
+      };
+      // Random bytes where pointers may land.
+      const junk = new Uint8Array(4096);
+      for (let i = 0; i < junk.length; i++) junk[i] = r() & 0xff;
+      d.poke(10, 0, junk);
+      const handlers = [
+        mm.mmuUpdate,
+        mm.mmuextOp,
+        mm.updateVaMapping,
+        mm.updateVaMappingOtherdomain,
+        mm.setGdt,
+        mm.updateDescriptor,
+      ];
+      for (let i = 0; i < 3000; i++) {
+        const h = handlers[r() % handlers.length];
+        const a = [word(), word(), word(), word(), word()];
+        if (r() % 3 === 0) a[0] = 10n * 4096n + BigInt(r() % 4000);
+        if (r() % 5 === 0) a[1] = BigInt(r() % 8);
+        const rc = h.call(mm, d.vcpus[r() % 2], a);
+        assert.ok(Number.isInteger(rc) && rc <= 0, `handler returned ${rc}`);
+      }
+      for (let i = 0; i < 500; i++) {
+        const code = new Uint8Array(16).map(() => r() & 0xff);
+        d.poke(20, 0, code);
+        d.fake(0).state.ripLo = 20 * 4096;
+        d.fake(0).state.gprLo[7] = BOOT.l1 * 4096 + (r() % 512) * 8;
+        const res = mm.ptwrFault(d.vcpus[0], BigInt(BOOT.l1 * 4096 + (r() % 4096)), 3);
+        assert.equal(typeof res, 'boolean');
+      }
+    });
+  }
+});
