@@ -330,6 +330,12 @@ export class Xenstored {
   private runningCallbacks = false;
   /** Domains known to exist (dom0 and introduced guests): permission entries naming others are ignored. */
   private knownDomains = new Set<number>([0]);
+  /**
+   * Called after each guest request with one line such as
+   * `WRITE device/vbd/51712/state|3 -> OK|` (NULs shown as `|`, other
+   * control bytes as `\xNN`, at most 200 characters of payload each way).
+   */
+  onTrace: ((domid: number, line: string) => void) | null = null;
   /** Log lines (ring misuse, dropped connections), oldest first; capped at 200. */
   readonly log: string[] = [];
 
@@ -1129,12 +1135,23 @@ export class Xenstored {
 
   private process(c: Connection, type: number, reqId: number, txId: number, body: Uint8Array): void {
     const a: Actor = { domid: c.domid, priv: false, tx: null, conn: c };
+    let result: string;
     try {
       const res = this.dispatch(c, a, type, reqId, txId, body);
       if (res) this.reply(c, type, reqId, txId, res);
+      result = res ? printable(res) : 'OK';
     } catch (e) {
       if (!(e instanceof XsError)) throw e;
       this.reply(c, XS_ERROR, reqId, txId, enc.encode(`${e.errname}\0`));
+      result = e.errname;
+    }
+    if (this.onTrace) {
+      const line = `${XS_TYPE_NAMES[type] ?? `type ${type}`}${txId ? ` tx=${txId}` : ''} ${printable(body)} -> ${result}`;
+      try {
+        this.onTrace(c.domid, line);
+      } catch {
+        // a tracing problem must not disturb the guest
+      }
     }
   }
 
@@ -1342,6 +1359,48 @@ export class Xenstored {
     c.watches.splice(i, 1);
     return Xenstored.OK;
   }
+}
+
+const XS_TYPE_NAMES: Record<number, string> = {
+  0: 'CONTROL',
+  1: 'DIRECTORY',
+  2: 'READ',
+  3: 'GET_PERMS',
+  4: 'WATCH',
+  5: 'UNWATCH',
+  6: 'TRANSACTION_START',
+  7: 'TRANSACTION_END',
+  8: 'INTRODUCE',
+  9: 'RELEASE',
+  10: 'GET_DOMAIN_PATH',
+  11: 'WRITE',
+  12: 'MKDIR',
+  13: 'RM',
+  14: 'SET_PERMS',
+  15: 'WATCH_EVENT',
+  16: 'ERROR',
+  17: 'IS_DOMAIN_INTRODUCED',
+  18: 'RESUME',
+  19: 'SET_TARGET',
+  21: 'RESET_WATCHES',
+  22: 'DIRECTORY_PART',
+  23: 'GET_FEATURE',
+  24: 'SET_FEATURE',
+  25: 'GET_QUOTA',
+  26: 'SET_QUOTA',
+};
+
+/** Payload bytes as one printable line: NUL as `|`, other control/non-ASCII bytes as `\xNN`, capped at 200 bytes. */
+function printable(b: Uint8Array): string {
+  let out = '';
+  const n = Math.min(b.length, 200);
+  for (let i = 0; i < n; i++) {
+    const x = b[i];
+    if (x === 0) out += '|';
+    else if (x >= 0x20 && x < 0x7f) out += String.fromCharCode(x);
+    else out += `\\x${x.toString(16).padStart(2, '0')}`;
+  }
+  return b.length > n ? `${out}...(${b.length} bytes)` : out;
 }
 
 function concat(...parts: Uint8Array[]): Uint8Array {

@@ -105,6 +105,16 @@ describe('dom0 xenstored', () => {
     assert.deepEqual([...c.req(XS_READ, 'data/bin\0').body], [0, 1, 2, 255]);
   });
 
+  it('reports each guest request to onTrace', () => {
+    const xs = makeStore();
+    const lines: string[] = [];
+    xs.onTrace = (domid, line) => lines.push(`d${domid} ${line}`);
+    const c = new RingClient(xs);
+    c.req(XS_WRITE, 'data/x\0v\x01');
+    c.req(XS_READ, 'nope\0');
+    assert.deepEqual(lines, ['d1 WRITE data/x|v\\x01 -> OK|', 'd1 READ nope| -> ENOENT']);
+  });
+
   it('echoes req_id and tx_id and answers GET_DOMAIN_PATH', () => {
     const c = new RingClient(makeStore());
     c.putRaw(c.encode(XS_GET_DOMAIN_PATH, '7\0', 0, 0xdeadbeef));
