@@ -39,6 +39,8 @@ export const SCRATCH_SIZE = 0x1000;
 export const CTRL_BASE = 0x00201000;
 /** Linear address where `.casebody` (every case's code) is linked. */
 export const CODE_BASE = 0x00300000;
+/** `.casebody` must end below this address (the harness program is linked here). */
+export const CODE_LIMIT = 0x00f00000;
 
 export type Bitness = 32 | 64;
 
@@ -97,7 +99,7 @@ export function scratchInit(seed: number, patch?: Array<[number, number]>): Uint
 }
 
 function tool(cmd: string, args: string[]): { ok: boolean; out: string } {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 30 });
   return { ok: r.status === 0, out: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}` };
 }
 
@@ -345,6 +347,8 @@ export function buildNativeBatch(bitness: Bitness, bodies: string[]): NativeBatc
       '-o',
       exe,
       `-Wl,--section-start=.casebody=${hex(CODE_BASE)}`,
+      // the harness itself lives above the case code, so `.casebody` can grow to CODE_LIMIT
+      `-Wl,-Ttext-segment=${hex(CODE_LIMIT)}`,
     ];
     const cc = tool('gcc', args);
     if (!cc.ok) throw new Error(`gcc ${args.join(' ')} failed:\n${cc.out.slice(0, 4000)}`);
@@ -362,6 +366,9 @@ export function buildNativeBatch(bitness: Bitness, bodies: string[]): NativeBatc
     const oc = tool('objcopy', ['-O', 'binary', '--only-section=.casebody', exe, bin]);
     if (!oc.ok) throw new Error(`objcopy failed: ${oc.out}`);
     const code = new Uint8Array(fs.readFileSync(bin));
+    if (CODE_BASE + code.length > CODE_LIMIT) {
+      throw new Error(`${bodies.length} cases need ${code.length} bytes of code: more than one batch can hold`);
+    }
     const caseStart: number[] = [];
     const caseEnd: number[] = [];
     for (let i = 0; i < bodies.length; i++) {

@@ -474,6 +474,8 @@ interface Template {
   only?: Bitness;
   /** Feature the host and engine must both have (see `generateCases` `features`). */
   feature?: string;
+  /** Slots in the round robin (default 1): more cases for templates with many interesting inputs. */
+  weight?: number;
   make(b: Builder): Made;
 }
 
@@ -1232,10 +1234,17 @@ function templates(bitness: Bitness): Template[] {
       T.push({
         cls: op,
         width: 8,
+        weight: 8,
         make(b) {
           const a = b.fixedReg(0, 16);
-          const al = b.rng.bool(0.5)
-            ? BigInt(b.rng.pick([0, 9, 0x0a, 0x0f, 0x10, 0x19, 0x90, 0x99, 0x9a, 0xf9, 0xff]))
+          // nibble and byte boundaries of the adjustments (0-6 borrow/carry, 9/A, 99/9A, F9-FF)
+          const al = b.rng.bool(0.6)
+            ? BigInt(
+                b.rng.pick([
+                  0, 1, 2, 3, 4, 5, 6, 9, 0x0a, 0x0f, 0x10, 0x19, 0x60, 0x65, 0x66, 0x90, 0x99, 0x9a, 0x9f,
+                  0xa0, 0xf9, 0xfa, 0xff,
+                ]),
+              )
             : BigInt(b.rng.int(256));
           b.set(a, 16, (BigInt(b.rng.int(256)) << 8n) | al);
           if (op === 'aam' || op === 'aad') {
@@ -1271,7 +1280,9 @@ export function generateCases(
   seed: number,
   features: Set<string>,
 ): DiffCase[] {
-  const T = templates(bitness).filter((t) => !t.feature || features.has(t.feature));
+  const T = templates(bitness)
+    .filter((t) => !t.feature || features.has(t.feature))
+    .flatMap((t) => new Array<Template>(t.weight ?? 1).fill(t));
   const rng = new Rng(seed ^ (bitness * 0x10001));
   const out: DiffCase[] = [];
   const perTemplate = new Map<Template, number>();
@@ -1307,5 +1318,7 @@ export function generateCases(
 
 /** Number of templates for a bitness (for reports). */
 export function templateCount(bitness: Bitness, features: Set<string>): number {
-  return templates(bitness).filter((t) => !t.feature || features.has(t.feature)).length;
+  return templates(bitness)
+    .filter((t) => !t.feature || features.has(t.feature))
+    .reduce((n, t) => n + (t.weight ?? 1), 0);
 }
