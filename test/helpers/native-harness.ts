@@ -367,7 +367,9 @@ export function buildNativeBatch(bitness: Bitness, bodies: string[]): NativeBatc
     if (!oc.ok) throw new Error(`objcopy failed: ${oc.out}`);
     const code = new Uint8Array(fs.readFileSync(bin));
     if (CODE_BASE + code.length > CODE_LIMIT) {
-      throw new Error(`${bodies.length} cases need ${code.length} bytes of code: more than one batch can hold`);
+      throw new Error(
+        `${bodies.length} cases need ${code.length} bytes of code: more than one batch can hold`,
+      );
     }
     const caseStart: number[] = [];
     const caseEnd: number[] = [];
