@@ -38,7 +38,8 @@ interface ExecStats {
   lengthChecked: number;
   invalidChecked: number;
   exitLengthChecked: number;
-  engineUdCore: Map<string, number>;
+  /** Core instructions (see CORE_FEATURES) the engine raised #UD for: count and first encoding. */
+  engineUdCore: Map<string, { count: number; example: string }>;
   /** Problems grouped by kind: count and a few examples each. */
   failures: Map<string, { count: number; examples: string[] }>;
 }
@@ -176,7 +177,9 @@ function runExec(bits: DecodeBitness, n: number, seed: number): ExecStats {
       case ExitReason.EXCEPTION:
         if (cpu.exitVector === 6 && core && !/^Ud[012]$/.test(Mnemonic[instr.mnemonic])) {
           const k = Mnemonic[instr.mnemonic];
-          st.engineUdCore.set(k, (st.engineUdCore.get(k) ?? 0) + 1);
+          const e = st.engineUdCore.get(k) ?? { count: 0, example: hex(buf, instr.length) };
+          e.count++;
+          st.engineUdCore.set(k, e);
         }
         if (cpu.exitTrap) {
           if (rip !== ((start + len) & ipMask) && instr.flowControl !== FlowControl.Interrupt) {
@@ -206,13 +209,13 @@ describe('CPU executes random encodings consistently with iced-x86 (single-step,
   for (const bits of [16, 32, 64] as const) {
     it(`${N} encodings in ${bits}-bit code: no JS error, #UD for invalid, RIP advance = iced length`, function () {
       const st = runExec(bits, N, 0xe8ec + bits);
-      const ud = [...st.engineUdCore.entries()].sort((a, b) => b[1] - a[1]);
+      const ud = [...st.engineUdCore.entries()].sort((a, b) => b[1].count - a[1].count);
       console.log(
         `      ${bits}-bit: ${st.stepped} stepped, ${st.lengthChecked} RIP advances and ${st.exitLengthChecked} exit lengths checked, ${st.invalidChecked} invalid encodings checked for #UD`,
       );
       if (ud.length)
         console.log(
-          `      core instructions the engine raises #UD for: ${ud.map(([k, c]) => `${k}(${c})`).join(' ')}`,
+          `      core instructions the engine raises #UD for: ${ud.map(([k, e]) => `${k} x${e.count} [${e.example}]`).join(', ')}`,
         );
       assert.ok(st.lengthChecked > N / 10, `too few lengths checked (${st.lengthChecked})`);
       const total = [...st.failures.values()].reduce((a, f) => a + f.count, 0);
