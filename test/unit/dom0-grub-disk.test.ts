@@ -62,7 +62,7 @@ function runGrub(kernel: string, img: string, access: 'r' | 'w') {
       if (stop.kind === 'shutdown' || m.finished) break;
     }
     const backend = m.xenstore('/local/domain/0/backend/vbd');
-    return { out, stop, backend };
+    return { out, stop, backend, insns: m.info.instructionsRetired };
   } finally {
     m.destroy();
   }
@@ -101,6 +101,25 @@ describe('dom0 services with Debian PV GRUB on an ext2 disk', function () {
       // The frontend went through the whole handshake and closed on hand-off/halt or stayed connected.
       assert.ok(r.backend, 'backend directory exists');
     });
+
+    if (img.bits === 64) {
+      it('runs deterministically with a disk: same instruction count, console and image bytes', async () => {
+        const kernel = await fetchDebianFile('grub-xen-host', img.file);
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvscope-grubdisk-'));
+        dirs.push(dir);
+        // One image (mke2fs stamps times and UUIDs), copied for each run.
+        const master = makeImage(dir, mke2fs!);
+        const runs = [1, 2].map((n) => {
+          const disk = path.join(dir, `run${n}.img`);
+          fs.copyFileSync(master, disk);
+          const r = runGrub(kernel, disk, 'w');
+          return { r, bytes: fs.readFileSync(disk) };
+        });
+        assert.equal(runs[0].r.insns, runs[1].r.insns);
+        assert.equal(runs[0].r.out, runs[1].r.out);
+        assert.ok(runs[0].bytes.equals(runs[1].bytes));
+      });
+    }
 
     it(`grub ${img.bits}-bit gets "write failed" on a read-only disk, which stays unchanged`, async () => {
       const kernel = await fetchDebianFile('grub-xen-host', img.file);
