@@ -128,13 +128,13 @@ class RangeDecoder {
         this.code -= this.range;
         b = 1;
       }
-      res = (res * 2 + b) >>> 0;
+      res = (res << 1) | b;
       if (this.range < 0x1000000) {
         this.range = this.range * 256;
         this.code = this.code * 256 + this.next();
       }
     }
-    return res;
+    return res >>> 0;
   }
   /** True when the code is 0, as a correctly finished LZMA stream leaves it. */
   finishedOk(): boolean {
@@ -321,11 +321,11 @@ export class LzmaDecoder {
     const slot = rc.bitTree(this.distSlot, lenState * DIST_SLOTS, 6);
     if (slot < 4) return slot;
     const bits = (slot >>> 1) - 1;
-    let dist = ((2 | (slot & 1)) * 2 ** bits) >>> 0;
+    let dist = ((2 | (slot & 1)) << bits) >>> 0; // bits <= 30
     if (slot < DIST_MODEL_END) {
       dist += rc.bitTreeReverse(this.distSpecial, dist - slot - 1, bits);
     } else {
-      dist += rc.direct(bits - 4) * 16;
+      dist += rc.direct(bits - 4) << 4; // at most 26 direct bits
       dist += rc.bitTreeReverse(this.distAlign, 0, 4);
     }
     return dist >>> 0;
