@@ -37,6 +37,8 @@ export interface UndefContext {
   count?: number;
   /** Source operand is zero (BSF/BSR). */
   srcZero?: boolean;
+  /** Class of the instruction that produced the flags (lazy-flag sequences). */
+  producer?: string;
 }
 
 /** Result of an `UNDEFINED` rule: flags not compared, and whether the destination is undefined. */
@@ -139,6 +141,12 @@ export const UNDEFINED: Record<string, UndefRule> = {
   pushf: fixed(AF),
   popf: none,
   adcchain: none,
+  /** Flag producer then SETcc/CMOVcc/Jcc/ADC/SBB consumers: the producer's rule applies. */
+  lazycond: (c) => UNDEFINED[c.producer ?? 'add'](c),
+  /** LOOP/LOOPE/LOOPNE/JrCXZ: no flags written. */
+  loop: none,
+  /** CLC/STC/CMC/CLD/STD. */
+  flagop: none,
   daa: fixed(OF),
   das: fixed(OF),
   aaa: fixed(OF | SF | ZF | PF),
@@ -1228,6 +1236,100 @@ function templates(bitness: Bitness): Template[] {
       },
     });
 
+  // Lazy flags: a flag producer followed by consumers of its flags in the same block
+  // (SETcc, CMOVcc, Jcc over a flag-neutral LEA, ADC/SBB of CF).
+  const producers = [
+    'add',
+    'adc',
+    'sub',
+    'sbb',
+    'cmp',
+    'and',
+    'or',
+    'xor',
+    'test',
+    'inc',
+    'dec',
+    'neg',
+    'shl',
+    'shr',
+    'sar',
+  ];
+  for (const producer of producers)
+    for (const w of W)
+      T.push({
+        cls: 'lazycond',
+        width: w,
+        weight: 2,
+        make(b) {
+          const s = SUFFIX[w];
+          const dst = b.reg(w);
+          b.set(dst, w, value(b.rng, w));
+          let prod: string;
+          if (['inc', 'dec', 'neg'].includes(producer)) prod = `${producer}${s} ${dst.name}`;
+          else if (['shl', 'shr', 'sar'].includes(producer))
+            prod = `${producer}${s} ${dst.name}`; // by 1: OF defined
+          else {
+            const src = b.reg(w);
+            b.set(src, w, b.rng.bool(0.3) ? b.regs[dst.idx] >> BigInt(dst.shift) : value(b.rng, w));
+            prod = `${producer}${s} ${src.name}, ${dst.name}`;
+          }
+          const cw: Width = bitness === 64 && b.rng.bool() ? 64 : 32;
+          const lines = [prod];
+          const n = 1 + b.rng.int(4);
+          for (let k = 0; k < n; k++) {
+            b.used.clear(); // consumers may reuse any register, including the producer's
+            const cc = b.rng.pick(CONDS);
+            const kind = b.rng.int(5);
+            if (kind === 0) lines.push(`set${cc} ${b.reg(8).name}`);
+            else if (kind === 1) {
+              const a = b.reg(cw);
+              lines.push(`cmov${cc}${SUFFIX[cw]} ${b.reg(cw).name}, ${a.name}`);
+            } else if (kind === 2) {
+              const r = b.reg(cw);
+              lines.push(`j${cc} 1f`, `lea${SUFFIX[cw]} 1(${r.name}), ${r.name}`, '1:');
+            } else if (kind === 3)
+              lines.push(`${b.rng.pick(['adc', 'sbb'])}${SUFFIX[cw]} $0, ${b.reg(cw).name}`);
+            else {
+              // consumes CF and writes new flags: the chain continues from this result
+              const r = b.reg(cw);
+              lines.push(`sbb${SUFFIX[cw]} ${r.name}, ${r.name}`);
+            }
+          }
+          // ADC/SBB consumers write flags: the last writer decides the undefined set, which for
+          // them is empty, so only keep the producer's rule when no ADC/SBB ran.
+          const wrote = lines.slice(1).some((l) => /^(adc|sbb)/.test(l));
+          return {
+            form: producer,
+            body: lines.join('\n\t'),
+            ctx: { producer: wrote ? 'adc' : producer, count: 1 },
+          };
+        },
+      });
+  for (const op of ['loop', 'loope', 'loopne', 'jrcxz', 'jecxz'])
+    T.push({
+      cls: 'loop',
+      width: bitness,
+      weight: 2,
+      make(b) {
+        const rc = b.fixedReg(1, bitness === 64 ? 64 : 32);
+        const v = b.rng.pick([0n, 1n, 2n, 3n, 0x100000000n, 0x100000001n, 0xffffffffn, 1n << 63n]);
+        b.setReg(1, (b.rng.bool(0.7) ? v : b.rng.u64()) | 0n);
+        const r = b.reg(32, [1]);
+        const mn =
+          bitness === 32 && op === 'jrcxz' ? 'jecxz' : bitness === 32 && op === 'jecxz' ? 'jcxz' : op;
+        return { form: mn, body: `${mn} 1f\n\tlea 1(${r.name}), ${r.name}\n1:` };
+      },
+    });
+  for (const op of ['clc', 'stc', 'cmc', 'cld', 'std'])
+    T.push({
+      cls: 'flagop',
+      width: 8,
+      make() {
+        return { form: op, body: op };
+      },
+    });
+
   // BCD adjustments (not encodable in 64-bit mode).
   if (bitness === 32)
     for (const op of ['daa', 'das', 'aaa', 'aas', 'aam', 'aad'])
@@ -1250,6 +1352,13 @@ function templates(bitness: Bitness): Template[] {
           if (op === 'aam' || op === 'aad') {
             const base = b.rng.bool(0.5) ? 10 : 1 + b.rng.int(255);
             return { form: base === 10 ? 'base10' : 'baseN', body: base === 10 ? op : `${op} $${base}` };
+          }
+          // One case in four: the low-nibble adjustment borrows (AL 0-5) or carries (AL FA-FF) with AF=1,
+          // and CF starts clear: the final CF then depends on that borrow/carry alone.
+          if (b.rng.bool(0.25)) {
+            const low = op === 'das' || op === 'aas';
+            b.set(a, 8, BigInt(low ? b.rng.int(6) : 0xfa + b.rng.int(6)));
+            return { form: `${op}.edge`, body: op, flags: (b.flags() & ~CF) | AF };
           }
           return { form: op, body: op };
         },
