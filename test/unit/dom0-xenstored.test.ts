@@ -405,6 +405,48 @@ describe('dom0 xenstored', () => {
     isError(c.req(XS_DIRECTORY_PART, 'data\0'), 'EINVAL');
   });
 
+  it('enforces the node count quota (ENOSPC) for a domU', () => {
+    const xs = makeStore();
+    const c = new RingClient(xs);
+    let err: Msg | undefined;
+    let made = 0;
+    for (let i = 0; i < 1100 && !err; i++) {
+      // Spread over directories: one parent's child list would hit the node size quota first.
+      const r = c.req(XS_WRITE, `data/d${i % 50}/n${i}\0`);
+      if (r.type === XS_ERROR) err = r;
+      else made++;
+    }
+    assert.ok(err);
+    isError(err!, 'ENOSPC');
+    assert.ok(made > 900 && made < 1000, `made ${made}`);
+    // Removing nodes frees quota again.
+    assert.equal(c.req(XS_RM, 'data/d0\0').text, 'OK\0');
+    assert.equal(c.req(XS_WRITE, 'data/again\0').text, 'OK\0');
+  });
+
+  it('stops reading requests while 20 replies wait for ring space', () => {
+    const xs = makeStore();
+    const c = new RingClient(xs);
+    c.req(XS_WRITE, `data/big\0${'b'.repeat(900)}`);
+    const reqCons0 = c.u32(XS_RING_REQ_CONS);
+    const one = c.encode(XS_READ, 'data/big\0');
+    for (let i = 0; i < 30; i++) c.putRaw(c.encode(XS_READ, 'data/big\0'));
+    c.conn.kick();
+    // 21 requests consumed at most (the 21st reply would exceed the quota); the rest wait in req[].
+    const consumed = (c.u32(XS_RING_REQ_CONS) - reqCons0) / one.length;
+    assert.ok(consumed >= 20 && consumed <= 21, `consumed ${consumed}`);
+    // Draining the responses lets the remaining requests through.
+    let replies = 0;
+    for (let guard = 0; guard < 200 && replies < 30; guard++) {
+      const cons = c.u32(XS_RING_RSP_CONS);
+      const prod = c.u32(XS_RING_RSP_PROD);
+      replies += c.take().length;
+      if (c.u32(XS_RING_RSP_CONS) === cons) c.set32(XS_RING_RSP_CONS, prod); // skip a partial message's bytes
+      c.conn.kick();
+    }
+    assert.equal(c.u32(XS_RING_REQ_CONS), c.u32(XS_RING_REQ_PROD));
+  });
+
   it('enforces the watch and transaction quotas', () => {
     const c = new RingClient(makeStore());
     let err: Msg | undefined;
