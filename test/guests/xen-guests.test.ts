@@ -5,6 +5,8 @@
  * from VIRQ_TIMER after SCHEDOP_block, console_io -EPERM, multicall.
  */
 import { strict as assert } from 'node:assert';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { buildXenGuest } from '../helpers/xen-guest';
 import { createMachine } from '../../engine/machine';
 import type { Stop } from '../../engine/machine-api';
@@ -357,5 +359,43 @@ results: .fill 64, 1, 0
     assert.equal(f[4], after, 'EIP');
     assert.equal(f[5] & 0xffffn, 0xe019n, 'CS');
     assert.equal(stop.kind === 'shutdown' && stop.reason, 'poweroff');
+  });
+});
+
+describe('guests: xenstore through the real ring', function () {
+  this.timeout(60_000);
+  it('transactions commit atomically and watches fire, via store_evtchn and the ring page', () => {
+    const kernel = buildXenGuest({
+      bits: 64,
+      asm: `
+_start:
+  lea stack_top(%rip), %rsp
+  mov %rsi, %rdi
+  call c_main
+  SHUTDOWN 0
+`,
+      c: readFileSync(join(__dirname, 'xenstore-guest.c'), 'utf8'),
+    });
+    const m = createMachine({ name: 'xs', kernel, memory: 16, vcpus: 1, disks: [], vifs: [] });
+    let stop: Stop = { kind: 'budget' };
+    for (let i = 0; i < 20 && stop.kind !== 'shutdown'; i++) stop = m.run(1_000_000);
+    assert.equal(stop.kind === 'shutdown' && stop.reason, 'poweroff');
+    const res = (m as unknown as { symbols: { resolve(n: string): bigint | undefined } }).symbols.resolve(
+      'results',
+    )!;
+    const f = words(m, res, 11, 8);
+    assert.equal(f[10], 0x600dn, 'guest finished');
+    assert.equal(f[0], 6n, 'TRANSACTION_START reply');
+    assert.ok(f[1] > 0n, 'transaction id');
+    assert.equal(f[2], 11n, 'WRITE in the transaction');
+    assert.equal(f[3], 16n, 'not visible outside the transaction before commit (XS_ERROR)');
+    assert.equal(f[4], 7n, 'TRANSACTION_END');
+    assert.equal(f[5], 2n, 'READ after commit');
+    assert.equal(f[6], 1n, 'value v1');
+    assert.equal(f[7], 4n, 'WATCH ok');
+    assert.equal(f[8], 15n, 'WATCH_EVENT');
+    assert.equal(f[9], 1n, 'event names the path and token');
+    assert.equal(m.xenstore('/local/domain/1/data/k')?.value, 'v1');
+    assert.ok(m.xenstoreWatches().some((w) => w.token === 'tok'));
   });
 });

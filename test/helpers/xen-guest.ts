@@ -19,6 +19,8 @@ export interface XenGuestSpec {
   bits: 32 | 64;
   /** Assembly for the text section, starting at `_start`. */
   asm: string;
+  /** Optional freestanding C compiled with gcc and linked in (call its functions from `asm`). */
+  c?: string;
 }
 
 function notes(bits: 32 | 64): string {
@@ -97,6 +99,33 @@ export function buildXenGuest(spec: XenGuestSpec): Uint8Array {
     const obj = join(dir, 'g.o');
     const elf = join(dir, 'g.elf');
     execFileSync('as', [spec.bits === 64 ? '--64' : '--32', '-o', obj, src], { stdio: 'pipe' });
+    const objs = [obj];
+    if (spec.c !== undefined) {
+      const csrc = join(dir, 'c.c');
+      const cobj = join(dir, 'c.o');
+      writeFileSync(csrc, spec.c);
+      execFileSync(
+        'gcc',
+        [
+          spec.bits === 64 ? '-m64' : '-m32',
+          '-O1',
+          '-ffreestanding',
+          '-fno-pic',
+          '-fno-pie',
+          '-fno-stack-protector',
+          '-fno-asynchronous-unwind-tables',
+          '-mno-red-zone',
+          '-mgeneral-regs-only',
+          '-nostdlib',
+          '-c',
+          csrc,
+          '-o',
+          cobj,
+        ],
+        { stdio: 'pipe' },
+      );
+      objs.push(cobj);
+    }
     execFileSync(
       'ld',
       [
@@ -108,7 +137,7 @@ export function buildXenGuest(spec: XenGuestSpec): Uint8Array {
         '--no-warn-rwx-segments',
         '-o',
         elf,
-        obj,
+        ...objs,
       ],
       {
         stdio: 'pipe',
