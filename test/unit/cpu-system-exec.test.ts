@@ -577,3 +577,50 @@ describe('cpu-system on the real CPU: 64-bit call gate and #PF delivery (testbed
     assert.equal(s.gprLo[Reg.RBX] >>> 0, tm.mem.read32(CODE_BASE + 4), 'saved RIP = faulting instruction');
   });
 });
+
+describe('cpu-system on the real CPU: compatibility mode', () => {
+  it('IRETQ to 32-bit user code in compatibility mode; INT 0x80 from there lands in the 64-bit kernel with a zero-extended frame', () => {
+    const tm = createTestMachine({ mode: 'long64' });
+    const code = assembleFlat(
+      `
+      .code64
+      .long user32, h80
+      .org 0x40
+        pushq $0x2b
+        pushq $0x60000
+        pushq $0x2
+        pushq $0x23
+        pushq $user32
+        iretq
+      .code32
+      user32:
+        mov $0x1234, %eax
+        int $0x80
+        jmp .
+      .code64
+      h80:
+        mov %rsp, %rbx
+        hlt
+      `,
+      CODE_BASE,
+      64,
+    );
+    tm.load(CODE_BASE, code);
+    const [user32, h80] = [tm.mem.read32(CODE_BASE), tm.mem.read32(CODE_BASE + 4)];
+    tm.setIdtGate(0x80, h80, 3);
+    tm.start(CODE_BASE + 0x40, 0x70000);
+    const r = tm.cpu.run(1000);
+    const s = tm.cpu.state;
+    assert.equal(r, ExitReason.HALT, `exit ${r} vector ${tm.cpu.exitVector}`);
+    assert.equal(s.gprLo[Reg.RAX], 0x1234, 'compat user code ran');
+    const sp = s.gprLo[Reg.RBX] >>> 0;
+    assert.equal(sp, STACK_TOP - 0x4000 - 40, 'RSP0 from the 64-bit TSS, five 8-byte slots');
+    const q = (o: number) => [tm.mem.read32(sp + o) >>> 0, tm.mem.read32(sp + o + 4) >>> 0];
+    assert.deepEqual(q(0), [user32 + 7, 0], 'return RIP after INT 0x80');
+    assert.deepEqual(q(8), [0x23, 0]);
+    assert.deepEqual(q(24), [0x60000, 0]);
+    assert.deepEqual(q(32), [0x2b, 0]);
+    assert.equal(s.segSel[Seg.CS], 0x18);
+    assert.equal(tm.cpu.mode(), CpuMode.LONG64);
+  });
+});
