@@ -7,10 +7,12 @@
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fetchDebianFile, REPO_ROOT } from '../helpers/debian';
 import { createMachine } from '../../engine/machine';
+import { buildXenGuest } from '../helpers/xen-guest';
 
 const IMAGES = [
   { bits: 64, file: '/usr/lib/grub-xen/grub-x86_64-xen.bin' },
@@ -90,5 +92,66 @@ describe('guests: Debian PV GRUB', function () {
     const q = spawnSync('node', [cli, 'run', '--kernel', '/nonexistent/kernel'], { encoding: 'utf8' });
     assert.equal(q.status, 2);
     assert.match(q.stderr, /kernel: cannot read/);
+  });
+
+  it('reads its configuration from a disk through blkback (xl config file, ext2 image)', async () => {
+    const kernel = await fetchDebianFile('grub-xen-host', IMAGES[0].file);
+    const dir = mkdtempSync(join(tmpdir(), 'pvscope-disk-'));
+    try {
+      mkdirSync(join(dir, 'root', 'boot', 'grub'), { recursive: true });
+      writeFileSync(join(dir, 'root', 'boot', 'grub', 'grub.cfg'), 'echo from-disk-config\nhalt\n');
+      const img = join(dir, 'disk.img');
+      const mk = spawnSync('mkfs.ext2', ['-q', '-F', '-d', join(dir, 'root'), img, '4M'], {
+        encoding: 'utf8',
+      });
+      assert.equal(
+        mk.status,
+        0,
+        `mkfs.ext2 (e2fsprogs) is needed to build the test disk: ${mk.stderr ?? mk.error}`,
+      );
+      const cfg = join(dir, 'dom.cfg');
+      writeFileSync(
+        cfg,
+        `name = "grubdisk"\nkernel = "${kernel}"\nmemory = 128\ndisk = [ '${img},raw,xvda,r' ]\n`,
+      );
+      const p = spawnSync('node', [join(REPO_ROOT, 'dist', 'cli.js'), 'run', cfg, '--timeout', '300'], {
+        encoding: 'latin1',
+        timeout: 400_000,
+      });
+      assert.equal(p.status, 0, `stderr: ${p.stderr}`);
+      assert.match(p.stdout, /Reading \(xen\/xvda\)\/boot\/grub\/grub.cfg/);
+      assert.match(p.stdout, /from-disk-config/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('CLI exit status: 1 with the reason and guest PC on a crash, 4 on reboot', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pvscope-cli-'));
+    try {
+      const crash = join(dir, 'crash.elf');
+      writeFileSync(crash, buildXenGuest({ bits: 64, asm: '_start:\n  lea stack_top(%rip), %rsp\n  ud2\n' }));
+      const p = spawnSync(
+        'node',
+        [join(REPO_ROOT, 'dist', 'cli.js'), 'run', '--kernel', crash, '--memory', '16'],
+        { encoding: 'utf8' },
+      );
+      assert.equal(p.status, 1);
+      assert.match(p.stderr, /domain crashed: Unhandled invalid opcode/);
+      assert.match(p.stderr, /guest PC 0x[0-9a-f]+/);
+      const reboot = join(dir, 'reboot.elf');
+      writeFileSync(
+        reboot,
+        buildXenGuest({ bits: 32, asm: '_start:\n  mov $stack_top, %esp\n  SHUTDOWN 1\n' }),
+      );
+      const q = spawnSync(
+        'node',
+        [join(REPO_ROOT, 'dist', 'cli.js'), 'run', '--kernel', reboot, '--memory', '16'],
+        { encoding: 'utf8' },
+      );
+      assert.equal(q.status, 4, q.stderr);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
