@@ -499,16 +499,19 @@ export function loadLdtr(cpu: CpuInternals, sel: number): void {
  * selector -> #GP(0); TI=1 or beyond the GDT -> #GP(sel); not an available
  * TSS (type 1 or 9; only 9 in IA-32e mode) -> #GP(sel); IA-32e: upper type
  * field not 0 or base not canonical -> #GP(sel); not present -> #NP(sel).
- * Marks the descriptor busy in memory (type |= 2) and loads TR.
+ * Marks the descriptor busy in memory (type |= 2) and loads TR. With
+ * `allowBusy` (drivers restoring state, not the instruction) a busy TSS is
+ * accepted too.
  */
-export function loadTr(cpu: CpuInternals, sel: number): void {
+export function loadTr(cpu: CpuInternals, sel: number, allowBusy = false): void {
   sel &= 0xffff;
   const err = sel & 0xfffc;
   if (err === 0) cpu.fault(Vector.GP, 0);
   const lma = longModeActive(cpu);
   const d = dTable;
   if (sel & 4 || !readDescriptor(cpu, sel, d, lma)) cpu.fault(Vector.GP, err);
-  const okType = d.type === SysType.TSS_AVAIL || (!lma && d.type === SysType.TSS16_AVAIL);
+  const type = allowBusy ? d.type & ~2 : d.type;
+  const okType = type === SysType.TSS_AVAIL || (!lma && type === SysType.TSS16_AVAIL);
   if (!d.system || !okType) cpu.fault(Vector.GP, err);
   if (lma && ((d.w3 >>> 8) & 0x1f) !== 0) cpu.fault(Vector.GP, err);
   if (lma && !isCanonical(d.baseLo, d.baseHi)) cpu.fault(Vector.GP, err);

@@ -263,10 +263,16 @@ function loadSegment(cpu: CpuInternals, seg: number, sel: number): void {
  * SystemOps.tryLoadSegment (CpuApi.loadSegment, for drivers): loads any
  * segment register, CS included (code-segment checks: null -> #GP(0),
  * beyond the table or not code -> #GP(sel), not present -> #NP(sel); CPL :=
- * RPL). Faults propagate as the sentinel; the core converts them into
- * (vector << 16) | error code. Returns -1.
+ * RPL), LDTR as LLDT does and TR as LTR does (a busy TSS accepted). Faults
+ * propagate as the sentinel; the core converts them into (vector << 16) |
+ * error code. Returns -1.
  */
 function tryLoadSegment(cpu: CpuInternals, seg: number, sel: number): number {
+  if (seg === Seg.LDTR || seg === Seg.TR) {
+    if (seg === Seg.LDTR) loadLdtr(cpu, sel);
+    else loadTr(cpu, sel, true);
+    return -1;
+  }
   if (seg !== Seg.CS) {
     loadDataSegment(cpu, seg, sel);
     return -1;

@@ -226,10 +226,16 @@ describe('cpu-system: segment loads (SDM vol. 2 MOV Sreg)', () => {
     assert.equal(c.state.segBaseLo[Seg.DS], 0x12340);
   });
 
-  it('tryLoadSegment loads CS for drivers and sets CPL from RPL', () => {
+  it('tryLoadSegment loads CS for drivers and sets CPL from RPL; LDTR and TR load as LLDT/LTR (busy TSS accepted)', () => {
     const c = setup32();
     assert.equal(systemOps.tryLoadSegment(cpuOf(c), Seg.CS, 0x1b), -1);
     assert.equal(c.state.cpl, 3);
+    systemOps.tryLoadSegment(cpuOf(c), Seg.LDTR, 0x50);
+    assert.equal(c.state.segBaseLo[Seg.LDTR], LDT);
+    systemOps.tryLoadSegment(cpuOf(c), Seg.TR, 0x48);
+    systemOps.tryLoadSegment(cpuOf(c), Seg.TR, 0x48);
+    assert.equal(c.state.segAttr[Seg.TR] & 0xf, 0xb);
+    expectFault(c, () => systemOps.tryLoadSegment(cpuOf(c), Seg.TR, 0x10), 13, 0x10);
   });
 });
 
