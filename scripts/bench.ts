@@ -268,8 +268,29 @@ function round(v: number): number {
   return Math.round(v * 10) / 10;
 }
 
+/**
+ * Debug adapter section (scripts/bench-dap.ts): its DAP round trips are
+ * asynchronous, so it runs in a child process that prints its figures as JSON.
+ */
+const dapSection: BenchSection = {
+  name: 'dap',
+  run(): Record<string, number> {
+    const out = execFileSync(
+      process.execPath,
+      ['--import', 'tsx', path.join(repoRoot, 'scripts', 'bench-dap.ts')],
+      {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    const figures = JSON.parse(out.trim().split('\n').pop() ?? '{}') as Record<string, number>;
+    for (const [k, v] of Object.entries(figures)) console.log(`${k} ${v}`);
+    return figures;
+  },
+};
+
 /** Sections run in order; other parts of the engine add theirs here. */
-export const sections: BenchSection[] = [cpuSection, guestSection];
+export const sections: BenchSection[] = [cpuSection, guestSection, dapSection];
 
 function main(): void {
   const only = process.argv.slice(2);
