@@ -37,10 +37,11 @@ export interface TestMachine {
 /**
  * Creates a CPL-0 flat machine of `bitness` (64: IA-32e 64-bit mode; 32:
  * protected mode, PAE paging) with `IDENTITY_BYTES` of identity-mapped RAM
- * and `interceptExceptions` = all vectors. See `resetSegments` for 16-bit
+ * and `interceptExceptions` = all vectors; the 4 KiB pages at the linear
+ * addresses in `unmapped` are not present. See `resetSegments` for 16-bit
  * code and CPL 3.
  */
-export function createMachine(bitness: Bitness): TestMachine {
+export function createMachine(bitness: Bitness, unmapped: number[] = []): TestMachine {
   const ptFrames = 16;
   const mem = new MachineMemory(IDENTITY_BYTES / 4096 + ptFrames);
   const cpu = new Cpu(mem);
@@ -53,6 +54,9 @@ export function createMachine(bitness: Bitness): TestMachine {
       mem.write64(ptAddr(i) + e * 8, frame | 0x7, 0);
     }
   }
+  // Pages left not-present (page-fault cases).
+  for (const lin of unmapped)
+    mem.write64(ptAddr(Math.floor(lin / (2 << 20))) + ((lin >>> 12) & 511) * 8, 0, 0);
   const pd = PT_BASE + 0x2000;
   for (let i = 0; i < nPt; i++) mem.write64(pd + i * 8, ptAddr(i) | 0x7, 0);
   const pdpt = PT_BASE + 0x1000;

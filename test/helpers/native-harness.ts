@@ -13,7 +13,9 @@
  * RFLAGS from the control page, jumps to the body, then stores every GPR and
  * RFLAGS back and prints them with the bytes of the scratch buffer that
  * changed. A case that faults (SIGFPE for #DE, SIGSEGV, SIGILL, ...) is
- * caught on an alternate signal stack and reported with the faulting RIP.
+ * caught on an alternate signal stack and reported with the faulting RIP,
+ * the fault address (si_addr), the registers and the changed scratch bytes
+ * at the fault (from the signal context).
  *
  * The bytes of `.casebody` are extracted from the linked executable
  * (`objcopy -O binary`), so the engine executes exactly the bytes the host
@@ -36,7 +38,9 @@ import * as path from 'node:path';
 export const SCRATCH_BASE = 0x00200000;
 export const SCRATCH_SIZE = 0x1000;
 /** Control page: register inputs/outputs of the native driver (engine does not need it). */
-export const CTRL_BASE = 0x00201000;
+export const CTRL_BASE = 0x00203000;
+/** Pages next to the scratch buffer that are never mapped (page-fault cases use them). */
+export const UNMAPPED_PAGES = [0x001ff000, 0x00201000];
 /** Linear address where `.casebody` (every case's code) is linked. */
 export const CODE_BASE = 0x00300000;
 /** `.casebody` must end below this address (the harness program is linked here). */
@@ -59,7 +63,18 @@ export interface NativeInput {
 /** What the host did with one case. */
 export type NativeOutcome =
   | { kind: 'ok'; regs: bigint[]; rflags: number; memDiff: Map<number, number> }
-  | { kind: 'signal'; signal: number; rip: bigint };
+  | {
+      kind: 'signal';
+      signal: number;
+      /** Faulting instruction. */
+      rip: bigint;
+      /** Registers, RFLAGS and changed scratch bytes when the signal was raised. */
+      regs: bigint[];
+      rflags: number;
+      memDiff: Map<number, number>;
+      /** si_addr: the faulting linear address for SIGSEGV/SIGBUS (CR2 for #PF). */
+      addr: bigint;
+    };
 
 export interface NativeBatch {
   bitness: Bitness;
@@ -165,23 +180,34 @@ extern void *pv_case_table[];
 extern unsigned pv_case_count;
 
 static sigjmp_buf env;
-static volatile unsigned long long fault_rip;
+static volatile unsigned long long fault_rip, fault_flags, fault_addr;
+static volatile unsigned long long fault_regs[NREGS];
 static unsigned char init[SCRATCH_SIZE];
 
 static void on_signal(int sig, siginfo_t *si, void *ucv) {
   ucontext_t *uc = (ucontext_t *)ucv;
-  (void)si;
+  greg_t *g = uc->uc_mcontext.gregs;
+  fault_addr = (unsigned long long)(uintptr_t)si->si_addr;
 #ifdef __x86_64__
-  fault_rip = (unsigned long long)uc->uc_mcontext.gregs[REG_RIP];
+  static const int order[16] = { REG_RAX, REG_RCX, REG_RDX, REG_RBX, REG_RSP, REG_RBP, REG_RSI, REG_RDI,
+                                 REG_R8, REG_R9, REG_R10, REG_R11, REG_R12, REG_R13, REG_R14, REG_R15 };
+  fault_rip = (unsigned long long)g[REG_RIP];
+  fault_flags = (unsigned long long)g[REG_EFL];
+  for (int i = 0; i < 16; i++) fault_regs[i] = (unsigned long long)g[order[i]];
 #else
-  fault_rip = (unsigned long long)(unsigned int)uc->uc_mcontext.gregs[REG_EIP];
+  static const int order[8] = { REG_EAX, REG_ECX, REG_EDX, REG_EBX, REG_UESP, REG_EBP, REG_ESI, REG_EDI };
+  fault_rip = (unsigned long long)(unsigned int)g[REG_EIP];
+  fault_flags = (unsigned long long)(unsigned int)g[REG_EFL];
+  for (int i = 0; i < 8; i++) fault_regs[i] = (unsigned long long)(unsigned int)g[order[i]];
 #endif
   siglongjmp(env, sig);
 }
 
 int main(void) {
-  void *m = mmap(SCRATCH, 0x2000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  void *m = mmap(SCRATCH, SCRATCH_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
   if (m != (void *)SCRATCH) { perror("mmap"); return 2; }
+  m = mmap(CTRL, 0x1000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  if (m != (void *)CTRL) { perror("mmap"); return 2; }
   static unsigned char altstack[1 << 16];
   stack_t ss = { .ss_sp = altstack, .ss_size = sizeof altstack, .ss_flags = 0 };
   if (sigaltstack(&ss, 0)) { perror("sigaltstack"); return 2; }
@@ -223,7 +249,11 @@ int main(void) {
     if (idx >= pv_case_count) return 4;
     int sig = sigsetjmp(env, 1);
     if (sig) {
-      printf("F %u %d %llx\n", idx, sig, fault_rip);
+      printf("F %u %d %llx %llx %llx", idx, sig, fault_rip, fault_addr, fault_flags);
+      for (int r = 0; r < NREGS; r++) printf(" %llx", fault_regs[r]);
+      for (int i = 0; i < SCRATCH_SIZE; i++)
+        if (SCRATCH[i] != init[i]) printf(" %x:%x", i, SCRATCH[i]);
+      printf("\n");
       continue;
     }
     pv_run_case(pv_case_table[idx]);
@@ -415,16 +445,20 @@ export function buildNativeBatch(bitness: Bitness, bodies: string[]): NativeBatc
           const t = line.split(' ');
           const idx = parseInt(t[1], 10);
           if (t[0] === 'F') {
-            out[idx] = { kind: 'signal', signal: parseInt(t[2], 10), rip: BigInt('0x' + t[3]) };
+            const regs = t.slice(6, 6 + nregs).map((h) => BigInt('0x' + h));
+            out[idx] = {
+              kind: 'signal',
+              signal: parseInt(t[2], 10),
+              rip: BigInt('0x' + t[3]),
+              addr: BigInt('0x' + t[4]),
+              rflags: Number(BigInt('0x' + t[5]) & 0xffffffffn),
+              regs,
+              memDiff: parseDiff(t.slice(6 + nregs)),
+            };
           } else if (t[0] === 'R') {
             const rflags = Number(BigInt('0x' + t[2]) & 0xffffffffn);
             const regs = t.slice(3, 3 + nregs).map((h) => BigInt('0x' + h));
-            const memDiff = new Map<number, number>();
-            for (const d of t.slice(3 + nregs)) {
-              const [o, b] = d.split(':');
-              memDiff.set(parseInt(o, 16), parseInt(b, 16));
-            }
-            out[idx] = { kind: 'ok', regs, rflags, memDiff };
+            out[idx] = { kind: 'ok', regs, rflags, memDiff: parseDiff(t.slice(3 + nregs)) };
           }
         }
         for (let i = 0; i < inputs.length; i++) {
@@ -440,4 +474,14 @@ export function buildNativeBatch(bitness: Bitness, bodies: string[]): NativeBatc
     fs.rmSync(dir, { recursive: true, force: true });
     throw e;
   }
+}
+
+/** Parses the driver's `offset:byte` list of changed scratch bytes (hex). */
+function parseDiff(items: string[]): Map<number, number> {
+  const memDiff = new Map<number, number>();
+  for (const d of items) {
+    const [o, b] = d.split(':');
+    memDiff.set(parseInt(o, 16), parseInt(b, 16));
+  }
+  return memDiff;
 }

@@ -14,7 +14,7 @@
  * table, `UNDEFINED`, and only those (plus a destination the SDM leaves
  * undefined, e.g. BSF with a zero source) are excluded from comparison.
  */
-import { SCRATCH_BASE, SCRATCH_SIZE, type Bitness } from './native-harness';
+import { SCRATCH_BASE, SCRATCH_SIZE, UNMAPPED_PAGES, type Bitness } from './native-harness';
 
 export const CF = 0x1;
 export const PF = 0x4;
@@ -147,6 +147,12 @@ export const UNDEFINED: Record<string, UndefRule> = {
   loop: none,
   /** CLC/STC/CMC/CLD/STD. */
   flagop: none,
+  /**
+   * Accesses that run into a not-present page (REP string ops part-way,
+   * page-split RMW/stores/loads, PUSH/POP): host SIGSEGV vs engine #PF, with
+   * registers, flags and memory at the fault.
+   */
+  pagefault: none,
   daa: fixed(OF),
   das: fixed(OF),
   aaa: fixed(OF | SF | ZF | PF),
@@ -1327,6 +1333,128 @@ function templates(bitness: Bitness): Template[] {
       width: 8,
       make() {
         return { form: op, body: op };
+      },
+    });
+
+  // Page faults part-way: the scratch page is surrounded by not-present pages.
+  const below = UNMAPPED_PAGES[0] + 0x1000; // = SCRATCH_BASE: the page under it is not present
+  const above = UNMAPPED_PAGES[1]; // first byte of the not-present page above the scratch page
+  if (below !== SCRATCH_BASE || above !== SCRATCH_BASE + SCRATCH_SIZE)
+    throw new Error('scratch layout changed');
+  const strOps = ['movs', 'stos', 'lods', 'cmps', 'scas'];
+  for (const op of strOps)
+    for (const w of W)
+      for (const dir of ['down', 'up'])
+        T.push({
+          cls: 'pagefault',
+          width: w,
+          make(b) {
+            const bytes = w / 8;
+            const n = 1 + b.rng.int(12); // elements that fit before the page boundary
+            const extra = 1 + b.rng.int(6);
+            const mis = b.rng.int(bytes); // misalignment: the faulting element may straddle the boundary
+            const edge =
+              dir === 'down' ? n * bytes - bytes + mis : SCRATCH_SIZE - n * bytes + (bytes > 1 ? mis : 0);
+            const far = dir === 'down' ? 0x800 + b.rng.int(0x200) : 0x200 + b.rng.int(0x200);
+            // which pointer runs off the page: the destination (RDI) or, for MOVS/CMPS, possibly the source
+            const srcRuns = op === 'lods' || ((op === 'movs' || op === 'cmps') && b.rng.bool());
+            const rsiOff = srcRuns ? edge : far;
+            const rdiOff = srcRuns ? far : edge;
+            b.claim(1);
+            b.claim(6);
+            b.claim(7);
+            b.setReg(6, BigInt(SCRATCH_BASE + rsiOff));
+            b.setReg(7, BigInt(SCRATCH_BASE + rdiOff));
+            b.setReg(1, BigInt(n + extra));
+            const acc = b.fixedReg(0, w);
+            const rep = op === 'cmps' || op === 'scas' ? 'repe' : 'rep';
+            if (op === 'cmps' || op === 'scas') {
+              // equal elements all the way, so the repeat reaches the missing page
+              const pattern = value(b.rng, w);
+              if (op === 'scas') b.set(acc, w, pattern);
+              for (let i = 0; i < n + extra; i++) {
+                const step = dir === 'down' ? -i * bytes : i * bytes;
+                for (const off of op === 'cmps' ? [rsiOff, rdiOff] : [rdiOff]) {
+                  const o = off + step;
+                  if (o >= 0 && o + bytes <= SCRATCH_SIZE) b.poke(o, pattern, bytes);
+                }
+              }
+            }
+            return {
+              form: `${op}.${dir}${srcRuns ? '.src' : ''}`,
+              body: `${rep} ${op}${SUFFIX[w]}`,
+              flags: b.flags(dir === 'down'),
+              expectFault: true,
+            };
+          },
+        });
+  for (const w of W16)
+    for (const form of [
+      'add',
+      'mov-store',
+      'mov-load',
+      'xadd',
+      'xchg',
+      'cmpxchg',
+      'inc',
+      'bts',
+      'neg',
+      'shl',
+    ])
+      for (const side of ['low', 'high'])
+        T.push({
+          cls: 'pagefault',
+          width: w,
+          make(b) {
+            const bytes = w / 8;
+            // `low`: starts in the missing page under the scratch page; `high`: ends in the one above
+            const k = 1 + b.rng.int(bytes - 1);
+            const addr = side === 'low' ? SCRATCH_BASE - k : SCRATCH_BASE + SCRATCH_SIZE - k;
+            const r = b.reg(w);
+            b.set(r, w, value(b.rng, w));
+            const m = `0x${addr.toString(16)}`;
+            const sx = SUFFIX[w];
+            const body: Record<string, string> = {
+              add: `add${sx} ${r.name}, ${m}`,
+              'mov-store': `mov${sx} ${r.name}, ${m}`,
+              'mov-load': `mov${sx} ${m}, ${r.name}`,
+              xadd: `lock xadd${sx} ${r.name}, ${m}`,
+              xchg: `xchg${sx} ${r.name}, ${m}`,
+              cmpxchg: `lock cmpxchg${sx} ${r.name}, ${m}`,
+              inc: `inc${sx} ${m}`,
+              bts: `bts${sx} $${b.rng.int(w)}, ${m}`,
+              neg: `neg${sx} ${m}`,
+              shl: `shl${sx} $${1 + b.rng.int(w - 1)}, ${m}`,
+            };
+            return { form: `${form}.${side}`, body: body[form], expectFault: true };
+          },
+        });
+  for (const form of ['push', 'push-imm', 'push-mem', 'pushf', 'pop', 'pop-mem', 'popf'])
+    T.push({
+      cls: 'pagefault',
+      width: bitness,
+      make(b) {
+        const word = bitness / 8;
+        const sfx = bitness === 64 ? 'q' : 'l';
+        b.claim(4);
+        const isPop = form.startsWith('pop');
+        // push: the slot straddles or lies under the bottom of the page; pop: it runs over the top
+        const sp = isPop
+          ? SCRATCH_BASE + SCRATCH_SIZE - 1 - b.rng.int(word - 1)
+          : SCRATCH_BASE + b.rng.int(word);
+        b.setReg(4, BigInt(sp));
+        const r = b.reg(bitness === 64 ? 64 : 32, [4]);
+        const m = b.mem();
+        const body: Record<string, string> = {
+          push: `push${sfx} ${r.name}`,
+          'push-imm': `push${sfx} $${b.rng.int(1000)}`,
+          'push-mem': `push${sfx} ${m.text}`,
+          pushf: `pushf${sfx}`,
+          pop: `pop${sfx} ${r.name}`,
+          'pop-mem': `pop${sfx} ${m.text}`,
+          popf: `popf${sfx}`,
+        };
+        return { form, body: body[form], expectFault: true };
       },
     });
 

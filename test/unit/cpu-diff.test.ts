@@ -5,8 +5,9 @@
  * long mode, and 32-bit protected mode with PAE paging) on the SAME machine
  * code bytes at the same linear addresses; every GPR, every defined
  * arithmetic flag and DF, and the scratch memory must match. Cases the host
- * faults on (#DE) must raise #DE in the engine at the same RIP with state
- * unchanged.
+ * faults on (#DE; #PF on the not-present pages around the scratch page) must
+ * raise the same exception in the engine at the same RIP (and CR2), with
+ * registers, flags and memory as the host had them at the fault.
  *
  * Sizes: ~4000 64-bit and ~2000 32-bit cases by default;
  * `PVSCOPE_DIFF_CASES=<n>` runs n 64-bit and n/2 32-bit cases;
@@ -25,6 +26,7 @@ import {
   SCRATCH_BASE,
   SCRATCH_SIZE,
   SIG,
+  UNMAPPED_PAGES,
   type Bitness,
   type NativeBatch,
   type NativeOutcome,
@@ -193,7 +195,19 @@ function compareCase(
     return out;
   };
 
+  const mask = COMPARED_FLAGS & ~c.undefFlags;
+  const flagDiff = (want: number): string[] => {
+    const got = cpu.getRflags();
+    if ((got & mask) === (want & mask)) return [];
+    const bad = (got ^ want) & mask;
+    return [
+      `flags: want ${flagText(want & mask) || '-'} got ${flagText(got & mask) || '-'} (differ: ${flagText(bad)}; undefined here: ${flagText(c.undefFlags) || 'none'})`,
+    ];
+  };
+
   if (host.kind === 'signal') {
+    // The host faulted: the engine must raise the matching exception at the same instruction, with
+    // registers, flags and memory as the host had them at the fault (REP string ops stop part-way).
     const vectors = vectorsFor(host.signal);
     const problems: string[] = [];
     if (!c.expectFault) problems.push(`host raised signal ${host.signal} (generator bug)`);
@@ -201,8 +215,12 @@ function compareCase(
       problems.push(
         `want exception ${vectors.join('/')} at rip 0x${host.rip.toString(16)}, engine: ${engineExit()}`,
       );
+    } else if (r.vector === 14) {
+      const cr2 = (BigInt(cpu.exitCr2Hi >>> 0) << 32n) | BigInt(cpu.exitCr2Lo >>> 0);
+      if (cr2 !== host.addr)
+        problems.push(`#PF address: want 0x${host.addr.toString(16)} got 0x${cr2.toString(16)}`);
     }
-    problems.push(...regDiffs(c.regs), ...memDiffs(new Map()));
+    problems.push(...regDiffs(host.regs), ...flagDiff(host.rflags), ...memDiffs(host.memDiff));
     return problems.length ? `${header()}\n      ${problems.join('\n      ')}` : null;
   }
 
@@ -212,16 +230,7 @@ function compareCase(
     problems.push(`want the case to reach its end (int3 at 0x${end.toString(16)}), engine: ${engineExit()}`);
     return `${header()}\n      ${problems.join('\n      ')}`;
   }
-  problems.push(...regDiffs(host.regs));
-  const mask = COMPARED_FLAGS & ~c.undefFlags;
-  const gotFlags = cpu.getRflags();
-  if ((gotFlags & mask) !== (host.rflags & mask)) {
-    const bad = (gotFlags ^ host.rflags) & mask;
-    problems.push(
-      `flags: want ${flagText(host.rflags & mask) || '-'} got ${flagText(gotFlags & mask) || '-'} (differ: ${flagText(bad)}; undefined here: ${flagText(c.undefFlags) || 'none'})`,
-    );
-  }
-  problems.push(...memDiffs(host.memDiff));
+  problems.push(...regDiffs(host.regs), ...flagDiff(host.rflags), ...memDiffs(host.memDiff));
   return problems.length ? `${header()}\n      ${problems.join('\n      ')}` : null;
 }
 
@@ -261,7 +270,7 @@ for (const bitness of [64, 32] as const) {
         cases.map((c) => ({ regs: c.regs, rflags: c.rflags, memSeed: c.memSeed, memPatch: c.memPatch })),
       );
       try {
-        machine = createMachine(bitness);
+        machine = createMachine(bitness, UNMAPPED_PAGES);
         // Each case ends where the native code jumps back to the harness: the engine stops there on INT3.
         const code = batch.code.slice();
         for (const e of batch.caseEnd) code[e - CODE_BASE] = 0xcc;
