@@ -875,7 +875,11 @@ class Gen {
     const a = this.local(`a${k}`),
       r = this.local(`r${k}`);
     if (!this.readRM(d, 4, a, 'ah', true)) return false;
-    if (cnt === 0) return true;
+    if (cnt === 0) {
+      // Count 0: no change, but a 32-bit register destination is still zero-extended.
+      if (d.mod === 3 && this.long) this.emit(`H[${d.rm}] = 0;`);
+      return true;
+    }
     switch (g) {
       case 4:
       case 6:
@@ -916,6 +920,7 @@ class Gen {
 
   /** Emits a terminator inline. Returns false for the generic path. */
   terminator(d: Insn): boolean {
+    if (d.lock || d.bad) return false;
     const op = d.op;
     const n = this.k + 1;
     if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f)) {

@@ -302,7 +302,8 @@ export function decode(fetch: FetchByte, defSize: number, ripLo: number, ripHi: 
     if (hasModrm) {
       d.hasModrm = true;
       const m = next();
-      d.mod = m >> 6;
+      // MOV to/from CR/DR: the r/m operand is always a register, whatever mod says.
+      d.mod = op >= 0x120 && op <= 0x123 ? 3 : m >> 6;
       d.reg = ((m >> 3) & 7) | ((d.rex & 4) << 1);
       const rm = m & 7;
       if (d.mod === 3) {

@@ -903,7 +903,10 @@ export function execInsn(cpu: Cpu, d: Insn): number {
       const g = d.reg & 7;
       const a = rdRM(cpu, d, sz, true);
       const ah = cpu.tmpHi;
-      if (c === 0) return 1;
+      if (c === 0) {
+        if (sz === 4 && d.mod === 3) H[d.rm] = 0; // 32-bit destination still zero-extended
+        return 1;
+      }
       const r = shiftOp(cpu, g, sz, a, ah, c);
       wrRM(cpu, d, sz, r, resHi);
       return 1;
@@ -1452,16 +1455,21 @@ function bcdAdjust(cpu: Cpu, op: number): void {
         cf = 1;
       } else cf = 0;
       break;
-    case 0x2f: // DAS
+    case 0x2f: {
+      // DAS (SDM: CF keeps the borrow of the low step unless the high step sets it)
+      let c2 = 0;
       if ((al & 0xf) > 9 || af) {
+        c2 = cf | (al < 6 ? 1 : 0);
         al = (al - 6) & 0xff;
         newAf = 0x10;
       }
       if (oldAl > 0x99 || cf) {
         al = (al - 0x60) & 0xff;
-        cf = 1;
-      } else cf = 0;
+        c2 = 1;
+      }
+      cf = c2;
       break;
+    }
     case 0x37: // AAA
     case 0x3f: {
       // AAS
@@ -1700,6 +1708,8 @@ function exec0f(cpu: Cpu, d: Insn): number {
       // MOV r, CRn / DRn and back: operand is always the register (mod ignored).
       const n = d.reg;
       const rr = d.rm;
+      if (op === 0x121 || op === 0x123 ? n > 7 : n !== 0 && n !== 2 && n !== 3 && n !== 4 && n !== 8)
+        return ud(cpu, d);
       cpu.exitPrivReg = rr;
       cpu.exitPrivCr = n;
       if (op === 0x120) {
@@ -1764,7 +1774,10 @@ function exec0f(cpu: Cpu, d: Insn): number {
       const bh = cpu.tmpHi;
       const raw = op & 1 ? R[1] & 0xff : d.imm;
       const c = raw & (s === 8 ? 0x3f : 0x1f);
-      if (c === 0) return 1;
+      if (c === 0) {
+        if (s === 4 && d.mod === 3) H[d.rm] = 0;
+        return 1;
+      }
       const r = shiftDouble(cpu, s, a, ah, b, bh, c, op < 0x1ac);
       wrRM(cpu, d, s, r, resHi);
       return 1;
