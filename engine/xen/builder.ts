@@ -87,6 +87,20 @@ function pfnToMfn(pfn: number): number {
   return GUEST_MFN_BASE + pfn;
 }
 
+const bits = (...b: number[]) => b.reduce((m, x) => (m | (1 << x)) >>> 0, 0);
+/** Leaf 1 EDX: VME, PSE, MTRR, PGE, PSE36, DS, ACPI, TM, PBE. */
+const PV_HIDE_1_EDX = bits(1, 3, 12, 13, 17, 21, 22, 29, 31);
+/** Leaf 1 ECX: DTES64, MONITOR, DS_CPL, VMX, SMX, EST, TM2, XTPR, PDCM, PCID, DCA, X2APIC, TSC_DEADLINE, OSXSAVE. */
+const PV_HIDE_1_ECX = bits(2, 3, 4, 5, 6, 7, 8, 14, 15, 17, 18, 21, 24, 27);
+/** Leaf 7.0 EBX: TSC_ADJUST, SGX, SMEP, INVPCID, PQM, MPX, PQE, SMAP, PROC_TRACE, AVX512PF, AVX512ER. */
+const PV_HIDE_7_EBX = bits(1, 2, 7, 10, 12, 14, 15, 20, 25, 26, 27);
+/** Leaf 7.0 ECX: UMIP, PKU, OSPKE, WAITPKG, CET_SS, TME, LA57, BLD, ENQCMD, SGX_LC, PKS. */
+const PV_HIDE_7_ECX = bits(2, 3, 4, 5, 7, 13, 16, 24, 29, 30, 31);
+/** Leaf 0x80000001 EDX: PAGE1GB. */
+const PV_HIDE_E1_EDX = bits(26);
+/** Leaf 0x80000001 ECX: SVM, EXTAPIC, CR8_LEGACY, OSVW, IBS, SKINIT, WDT, LWP, NODEID_MSR, TOPOEXT, MONITORX. */
+const PV_HIDE_E1_ECX = bits(2, 3, 4, 9, 10, 12, 13, 15, 19, 22, 29);
+
 /** CPUID policy with Xen's leaves 0x40000000-0x40000005 (brief §3.3) and the hypervisor bit. */
 export function xenCpuidPolicy(
   base: CpuidPolicy,
@@ -115,8 +129,23 @@ export function xenCpuidPolicy(
         }
       }
       const r = base.leaf(eax, ecx);
-      if (l === 1) return { ...r, ecx: (r.ecx | 0x80000000) >>> 0 };
-      return r;
+      // Features Xen does not offer a PV guest (public/arch-x86/cpufeatureset.h: only 'A' bits reach PV).
+      switch (l) {
+        case 1:
+          return {
+            ...r,
+            ecx: ((r.ecx & ~PV_HIDE_1_ECX) | 0x80000000) >>> 0,
+            edx: (r.edx & ~PV_HIDE_1_EDX) >>> 0,
+          };
+        case 7:
+          if (ecx === 0)
+            return { ...r, ebx: (r.ebx & ~PV_HIDE_7_EBX) >>> 0, ecx: (r.ecx & ~PV_HIDE_7_ECX) >>> 0 };
+          return r;
+        case 0x80000001:
+          return { ...r, ecx: (r.ecx & ~PV_HIDE_E1_ECX) >>> 0, edx: (r.edx & ~PV_HIDE_E1_EDX) >>> 0 };
+        default:
+          return r;
+      }
     },
   };
 }

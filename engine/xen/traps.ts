@@ -599,6 +599,8 @@ const MSR_IA32_PAT = 0x277;
 const MSR_IA32_TSC = 0x10;
 const MSR_PLATFORM_INFO = 0xce;
 const MSR_HYPERCALL_PAGE = 0x40000000;
+const MSR_IA32_UCODE_REV = 0x8b;
+const MSR_MISC_FEATURES_ENABLES = 0x140;
 
 /** True when the guest runs in kernel context (64-bit: guest kernel mode; 32-bit: CPL 1). */
 export function guestKernel(v: Vcpu): boolean {
@@ -744,6 +746,8 @@ export function emulatePrivOp(v: Vcpu): boolean {
           val = BigInt(cpu.state.tscAux >>> 0);
           break;
         case MSR_PLATFORM_INFO:
+        case MSR_IA32_UCODE_REV:
+        case MSR_MISC_FEATURES_ENABLES:
           val = 0n;
           break;
       }
@@ -771,6 +775,11 @@ export function emulatePrivOp(v: Vcpu): boolean {
           break;
         case MSR_IA32_PAT:
         case MSR_IA32_MISC_ENABLE:
+          break;
+        case MSR_IA32_UCODE_REV:
+        case MSR_MISC_FEATURES_ENABLES:
+          // Xen: writing 0 is accepted (microcode revision probe, CPUID faulting off).
+          if (val !== 0n) return false;
           break;
         case MSR_HYPERCALL_PAGE: {
           const mfn = Number(val >> 12n);
