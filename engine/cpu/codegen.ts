@@ -61,6 +61,8 @@ export interface Block {
   bp: boolean;
   /** The block ends with a generic (possibly system) instruction: re-derive mode afterwards. */
   sys: boolean;
+  /** addedAt[k]: instructions the block had already added to instructionsRetired when instruction k started. */
+  addedAt: number[];
   /** Successor cache (two slots): block, its RIP, and the Cpu epoch it was recorded in. */
   c0: Block | null;
   c0lo: number;
@@ -108,6 +110,10 @@ class Gen {
   flat: boolean;
   cmpHi: boolean;
   sys = false;
+  /** Instructions already added to state.instructionsRetired by the block before a generic call. */
+  added = 0;
+  /** addedAt[k]: value of `added` when instruction k starts (for fault accounting). */
+  addedAt: number[] = [];
 
   constructor(
     readonly cpu: Cpu,
@@ -922,7 +928,7 @@ class Gen {
   terminator(d: Insn): boolean {
     if (d.lock || d.bad) return false;
     const op = d.op;
-    const n = this.k + 1;
+    const n = this.k + 1 - this.added;
     if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f)) {
       const [tl, th] = this.relTarget(d);
       if (this.long && !canon(th)) return false;
@@ -1011,6 +1017,7 @@ export function compileBlock(
     const mark = g.out.length;
     const prodBefore = g.prod;
     g.flushAt[k] = g.flushCode(g.prod);
+    g.addedAt[k] = g.added;
     g.emit(`ic = ${k};`);
     let ok = term ? g.terminator(d) : g.inline(d);
     if (!ok) {
@@ -1019,9 +1026,15 @@ export function compileBlock(
       g.prod = prodBefore;
       g.flush();
       g.flushAt[k] = '';
+      g.addedAt[k] = k;
       g.emit(`ic = ${k};`);
+      // Keep state.instructionsRetired exact for the generic path (RDTSC, interrupt delivery read it).
+      if (k > g.added) {
+        g.emit(`S.instructionsRetired += ${k - g.added};`);
+        g.added = k;
+      }
       if (term || d.bad) {
-        g.emit(`return ${k} + cpu.x(I[${k}]);`);
+        g.emit(`return cpu.x(I[${k}]);`);
         sys = true;
       } else {
         g.emit(`cpu.x(I[${k}]);`);
@@ -1036,7 +1049,7 @@ export function compileBlock(
   if (!ended) {
     const last = insns[insns.length - 1];
     g.flush();
-    g.emit(`${g.setRipConst(last.nextLo, last.nextHi)} return ${insns.length};`);
+    g.emit(`${g.setRipConst(last.nextLo, last.nextHi)} return ${insns.length - g.added};`);
   }
   const body = g.out.join('\n');
   let catchCases = '';
@@ -1098,6 +1111,7 @@ export function compileBlock(
     valid: true,
     bp: false,
     sys,
+    addedAt: g.addedAt,
     c0: null,
     c0lo: 0,
     c0hi: 0,

@@ -660,9 +660,7 @@ export class Cpu implements CpuInternals {
           }
           const poff = mem.maddrToOffset(pageM);
           if (poff < 0) return this.walkFail(errBase | fetchBit, 1 | 8);
-          if (access === 1)
-            if (setAD) this.setBits(eoff, eLo, 0x60);
-            else if (setAD) this.setBits(eoff, eLo, 0x20);
+          if (setAD) this.setBits(eoff, eLo, access === 1 ? 0x60 : 0x20);
           dirty = access === 1 || (eLo & 0x40) !== 0;
           if (fill) this.fillTlbPerm(lo, hi, poff, allW, allU, nx, wp, dirty, global);
           return poff + (lo & 0xfff);
@@ -1170,6 +1168,8 @@ export class Cpu implements CpuInternals {
     }
     const blk = compileBlock(this, insns, this.modeKey, off >>> 12, off & 0xfff, frame2, maxInsns === 1);
     blk.bp = bpPage && this.hasBreakpoint(linStart, ripHi);
+    // With watchpoints, every (one-instruction) block is followed by the run loop's exit checks.
+    if (this.watching) blk.sys = true;
     this.registerBlock(blk);
     return blk;
   }
@@ -1321,7 +1321,7 @@ export class Cpu implements CpuInternals {
     let insn: Insn | undefined;
     if (blk && this.faultIc >= 0) {
       const k = this.faultIc;
-      retired = k;
+      retired = k - (blk.addedAt[k] ?? 0);
       insn = blk.insns[k];
       if (insn) {
         s.ripLo = insn.ripLo;

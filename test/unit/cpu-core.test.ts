@@ -164,3 +164,289 @@ describe('CPU core: flags', () => {
     assert.equal(R(tm, 6), 6); // jl taken; jb not taken (or 2); jg not taken (or 4)
   });
 });
+
+describe('CPU core: paging', () => {
+  const PAGE = 0x40000000; // a linear page mapped by the tests
+
+  for (const mode of ['long64', 'pae32'] as TestMode[]) {
+    const ax = mode === 'long64' ? 'rax' : 'eax';
+    it(`sets Accessed then Dirty like hardware (${mode})`, () => {
+      const tm = machine(mode, `mov eax, [${PAGE}]\nint3\nmov dword ptr [${PAGE}], 7\nint3`);
+      tm.mapPage(PAGE, DATA, PTE_P | PTE_W);
+      const pte = tm.pteOffset(PAGE);
+      go(tm);
+      assert.equal(tm.mem.read32(pte) & 0x60, 0x20, 'A set, D clear after a read');
+      go(tm);
+      assert.equal(tm.mem.read32(pte) & 0x60, 0x60, 'D set after a write');
+      assert.equal(tm.mem.read32(DATA), 7);
+      void ax;
+    });
+
+    it(`raises #PF with CR2 and error codes for not-present, write to read-only (WP), NX fetch (${mode})`, () => {
+      const tm = machine(mode, `mov eax, [${PAGE}]\nint3\nmov dword ptr [${PAGE}], 1\nint3\njmp ${ax}\n`);
+      // Not present.
+      assert.equal(go(tm), ExitReason.EXCEPTION);
+      assert.equal(tm.cpu.exitVector, 14);
+      assert.equal(tm.cpu.exitErrorCode, 0);
+      assert.equal(tm.cpu.exitCr2Lo >>> 0, PAGE);
+      assert.equal(rip(tm), CODE_BASE, 'fault leaves RIP at the instruction');
+      // Map read-only: the read passes, the supervisor write faults with WP=1 (P|W).
+      tm.mapPage(PAGE, DATA, PTE_P);
+      assert.equal(go(tm), ExitReason.EXCEPTION);
+      assert.equal(tm.cpu.exitVector, 3);
+      assert.equal(go(tm), ExitReason.EXCEPTION);
+      assert.equal(tm.cpu.exitVector, 14);
+      assert.equal(tm.cpu.exitErrorCode, 3);
+      // With CR0.WP clear a supervisor write to a read-only page succeeds.
+      tm.cpu.state.cr0 &= ~0x10000;
+      tm.cpu.stateChanged();
+      assert.equal(go(tm), ExitReason.EXCEPTION);
+      assert.equal(tm.cpu.exitVector, 3);
+      assert.equal(tm.mem.read32(DATA), 1);
+      // NX: jumping to an NX page faults on the fetch with the I bit.
+      tm.mapPage(PAGE, DATA, PTE_P | PTE_W, true);
+      tm.cpu.flushTlb(true);
+      tm.cpu.state.gprLo[0] = PAGE;
+      tm.cpu.state.gprHi[0] = 0;
+      assert.equal(go(tm), ExitReason.EXCEPTION);
+      assert.equal(tm.cpu.exitVector, 14);
+      assert.equal(tm.cpu.exitErrorCode, 0x11);
+      assert.equal(rip(tm), PAGE);
+    });
+
+    it(`checks U/S for CPL 3 accesses (${mode})`, () => {
+      const tm = machine(mode, `mov eax, [${PAGE}]\nint3`, { user: true });
+      tm.mapPage(PAGE, DATA, PTE_P | PTE_W);
+      assert.equal(go(tm), ExitReason.EXCEPTION);
+      assert.equal(tm.cpu.exitVector, 14);
+      assert.equal(tm.cpu.exitErrorCode, 5, 'P|U');
+      tm.mapPage(PAGE, DATA, PTE_P | PTE_U);
+      tm.cpu.flushTlbPage(PAGE, 0);
+      tm.mem.write32(DATA, 0x1234);
+      assert.equal(go(tm), ExitReason.EXCEPTION);
+      assert.equal(tm.cpu.exitVector, 3);
+      assert.equal(R(tm, 0), 0x1234);
+    });
+
+    it(`keeps global entries across CR3 reloads; INVLPG and CR4.PGE toggles flush (${mode})`, () => {
+      const tm = machine(
+        mode,
+        `
+        mov eax, [${PAGE}]
+        int3
+        mov ${ax}, cr3
+        mov cr3, ${ax}
+        mov eax, [${PAGE}]
+        mov ebx, [${PAGE + 0x1000}]
+        int3
+        invlpg [${PAGE}]
+        mov eax, [${PAGE}]
+        int3
+        mov eax, [${PAGE + 0x1000}]
+        mov ${ax}, cr4
+        and eax, ~0x80
+        mov cr4, ${ax}
+        or eax, 0x80
+        mov cr4, ${ax}
+        mov eax, [${PAGE + 0x1000}]
+        int3`,
+        { pge: true },
+      );
+      tm.mem.write32(DATA, 0xaaaa);
+      tm.mem.write32(DATA + 0x1000, 0xbbbb);
+      tm.mem.write32(DATA + 0x2000, 0xcccc);
+      tm.mapPage(PAGE, DATA, PTE_P | PTE_W | PTE_G);
+      tm.mapPage(PAGE + 0x1000, DATA + 0x1000, PTE_P | PTE_W | PTE_G);
+      assert.equal(go(tm), ExitReason.EXCEPTION);
+      assert.equal(R(tm, 0), 0xaaaa);
+      // Remap both pages to the third frame without flushing.
+      tm.mapPage(PAGE, DATA + 0x2000, PTE_P | PTE_W | PTE_G);
+      tm.mapPage(PAGE + 0x1000, DATA + 0x2000, PTE_P | PTE_W);
+      assert.equal(go(tm), ExitReason.EXCEPTION);
+      assert.equal(tm.cpu.exitVector, 3);
+      assert.equal(R(tm, 0), 0xaaaa, 'global entry survives the CR3 reload');
+      assert.equal(R(tm, 3), 0xcccc, 'second page was never cached: new mapping');
+      go(tm);
+      assert.equal(R(tm, 0), 0xcccc, 'INVLPG dropped the global entry');
+      tm.mapPage(PAGE + 0x1000, DATA + 0x1000, PTE_P | PTE_W | PTE_G);
+      go(tm);
+      assert.equal(R(tm, 0), 0xbbbb, 'CR4.PGE toggle flushed everything');
+    });
+  }
+
+  it('walks 4-level tables for high canonical addresses and raises #GP for non-canonical ones', () => {
+    const tm = machine(
+      'long64',
+      `
+      mov rbx, 0xffff800000001000
+      mov eax, [rbx]
+      int3
+      mov rbx, 0x0000800000000000
+      mov eax, [rbx]
+      int3`,
+    );
+    tm.mapPage(0xffff800000001000n, DATA, PTE_P | PTE_W);
+    tm.mem.write32(DATA, 0x5a5a);
+    assert.equal(go(tm), ExitReason.EXCEPTION);
+    assert.equal(tm.cpu.exitVector, 3);
+    assert.equal(R(tm, 0), 0x5a5a);
+    assert.equal(go(tm), ExitReason.EXCEPTION);
+    assert.equal(tm.cpu.exitVector, 13);
+    assert.equal(tm.cpu.exitErrorCode, 0);
+  });
+
+  it('treats entries pointing outside machine memory as reserved (#PF with RSVD), never crashing', () => {
+    const tm = machine('long64', `mov eax, [${PAGE}]\nint3`);
+    tm.mapPage(PAGE, 0x7fff0000000, PTE_P | PTE_W);
+    assert.equal(go(tm), ExitReason.EXCEPTION);
+    assert.equal(tm.cpu.exitVector, 14);
+    assert.equal(tm.cpu.exitErrorCode & 9, 9);
+  });
+
+  it('translate() reports walks without side effects unless asked', () => {
+    const tm = machine('pae32', 'int3');
+    tm.mapPage(PAGE, DATA, PTE_P);
+    const pte = tm.pteOffset(PAGE);
+    assert.equal(tm.cpu.translate(PAGE + 5, 0, 0, false, false), DATA + 5);
+    assert.equal(tm.mem.read32(pte) & 0x20, 0);
+    assert.equal(tm.cpu.translate(PAGE, 0, 1, false, false), -1);
+    assert.equal(tm.cpu.lastWalkError, 3);
+    assert.equal(tm.cpu.translate(PAGE, 0, 0, true, false), -1);
+    assert.equal(tm.cpu.lastWalkError, 5);
+  });
+});
+
+describe('CPU core: exceptions and restart', () => {
+  it('#DE, #UD (with the instruction named), #GP for non-canonical, faults restart with state unchanged', () => {
+    const tm = machine(
+      'long64',
+      `mov eax, 5\nxor ecx, ecx\nxor edx, edx\ndiv ecx\nint3\nud2\nint3\nfld st(0)\n`,
+    );
+    assert.equal(go(tm), ExitReason.EXCEPTION);
+    assert.equal(tm.cpu.exitVector, 0);
+    assert.equal(tm.cpu.exitErrorCode, -1);
+    assert.equal(R(tm, 0), 5);
+    assert.equal(tm.cpu.state.instructionsRetired, 3);
+    tm.cpu.state.gprLo[1] = 2;
+    assert.equal(go(tm), ExitReason.EXCEPTION);
+    assert.equal(tm.cpu.exitVector, 3);
+    assert.equal(R(tm, 0), 2);
+    assert.equal(go(tm), ExitReason.EXCEPTION);
+    assert.equal(tm.cpu.exitVector, 6);
+    tm.cpu.skipInstruction();
+    assert.equal(tm.cpu.exitInsnLength, 2);
+    assert.equal(go(tm), ExitReason.EXCEPTION);
+    assert.equal(go(tm), ExitReason.EXCEPTION);
+    assert.equal(tm.cpu.exitVector, 6);
+    assert.match(tm.cpu.exitDetail, /fld/);
+  });
+
+  it('#NM for x87 when CR0.TS is set', () => {
+    const tm = machine('pae32', `fld st(0)`);
+    tm.cpu.state.cr0 |= 8;
+    assert.equal(go(tm), ExitReason.EXCEPTION);
+    assert.equal(tm.cpu.exitVector, 7);
+  });
+
+  it('restarts REP MOVSB after a #PF mid-string with RCX/RSI/RDI at the completed iterations', () => {
+    const SRC = 0x300000;
+    const DST = 0x50000000;
+    const tm = machine('long64', `mov rsi, ${SRC}\nmov rdi, ${DST}\nmov ecx, 0x2100\ncld\nrep movsb\nint3`);
+    for (let i = 0; i < 0x2100; i++) tm.mem.u8[SRC + i] = (i * 7) & 0xff;
+    tm.mapPage(DST, 0x400000, PTE_P | PTE_W);
+    // DST + 0x1000 unmapped; DST + 0x2000 mapped.
+    tm.mapPage(DST + 0x2000, 0x402000, PTE_P | PTE_W);
+    assert.equal(go(tm), ExitReason.EXCEPTION);
+    assert.equal(tm.cpu.exitVector, 14);
+    assert.equal(tm.cpu.exitCr2Lo >>> 0, DST + 0x1000);
+    assert.equal(tm.cpu.exitErrorCode, 2);
+    assert.equal(R(tm, 1), 0x1100, 'RCX counts the remaining iterations');
+    assert.equal(R(tm, 6), SRC + 0x1000);
+    assert.equal(R(tm, 7), DST + 0x1000);
+    assert.equal(rip(tm) > CODE_BASE, true);
+    tm.mapPage(DST + 0x1000, 0x401000, PTE_P | PTE_W);
+    assert.equal(go(tm), ExitReason.EXCEPTION);
+    assert.equal(tm.cpu.exitVector, 3);
+    assert.equal(R(tm, 1), 0);
+    for (let i = 0; i < 0x2100; i += 0x123) assert.equal(tm.mem.u8[0x400000 + i], (i * 7) & 0xff);
+  });
+});
+
+describe('CPU core: self-modifying code, breakpoints, watchpoints', () => {
+  it('sees stores into code it already ran and writes through MachineMemory', () => {
+    const tm = machine(
+      'long64',
+      `
+      xor eax, eax
+    1: call 2f
+      inc ebx
+      cmp ebx, 3
+      jne 1b
+      int3
+    2: add eax, 1
+      mov byte ptr [rip + 2b + 2], 5
+      ret`,
+    );
+    go(tm);
+    // add eax,1 is 83 c0 01: the store patched the immediate to 5 after the first call.
+    assert.equal(R(tm, 0), 1 + 5 + 5);
+    // External write through MachineMemory invalidates decoded code too.
+    const tm2 = machine('pae32', `mov eax, 1\nint3`);
+    go(tm2);
+    assert.equal(R(tm2, 0), 1);
+    tm2.mem.write8(CODE_BASE + 1, 9);
+    tm2.start(CODE_BASE);
+    go(tm2);
+    assert.equal(R(tm2, 0), 9);
+  });
+
+  it('exits BREAKPOINT before the instruction and resumes over it; WATCH after the access', () => {
+    const tm = machine('long64', `mov eax, 1\nmov ebx, 2\nmov [${DATA}], ebx\nmov ecx, 3\nint3`);
+    const bp = CODE_BASE + 5;
+    tm.cpu.setBreakpoint(bp, 0);
+    assert.equal(go(tm), ExitReason.BREAKPOINT);
+    assert.equal(rip(tm), bp);
+    assert.equal(R(tm, 3), 0);
+    tm.cpu.clearBreakpoint(bp, 0);
+    const id = tm.cpu.setWatch(DATA, 0, 4, 2);
+    assert.equal(go(tm), ExitReason.WATCH);
+    assert.equal(tm.cpu.exitWatchLinLo >>> 0, DATA);
+    assert.equal(tm.cpu.exitWatchWrite, true);
+    assert.equal(tm.mem.read32(DATA), 2, 'the access completed');
+    assert.equal(R(tm, 1), 0, 'next instruction not executed');
+    tm.cpu.clearWatch(id);
+    assert.equal(go(tm), ExitReason.EXCEPTION);
+    assert.equal(R(tm, 1), 3);
+  });
+});
+
+describe('CPU core: intercepts and time', () => {
+  it('INT n exits SOFT_INT at the instruction; SYSCALL exits SYSCALL; HLT at CPL3 exits PRIVILEGED', () => {
+    const tm = machine('long64', `int 0x80\nsyscall\nhlt`, { user: true });
+    tm.cpu.interceptSoftInt[0x80] = 1;
+    tm.cpu.interceptSyscall = true;
+    tm.cpu.interceptPrivileged = true;
+    assert.equal(go(tm), ExitReason.SOFT_INT);
+    assert.equal(tm.cpu.exitVector, 0x80);
+    assert.equal(tm.cpu.exitInsnLength, 2);
+    assert.equal(rip(tm), CODE_BASE);
+    tm.cpu.skipInstruction();
+    assert.equal(go(tm), ExitReason.SYSCALL);
+    assert.equal(rip(tm), CODE_BASE + 2);
+    tm.cpu.exitInsnLength = 2;
+    tm.cpu.skipInstruction();
+    assert.equal(go(tm), ExitReason.PRIVILEGED);
+    assert.equal(tm.cpu.exitPrivOp, PrivOp.HLT);
+    assert.equal(tm.cpu.exitInsnLength, 1);
+    assert.equal(rip(tm), CODE_BASE + 4);
+  });
+
+  it('RDTSC = instructions retired * tscPerInstruction + tscOffset', () => {
+    const tm = machine('long64', `nop\nnop\nrdtsc\nint3`);
+    tm.cpu.tscPerInstruction = 3;
+    tm.cpu.tscOffset = 1000;
+    go(tm);
+    assert.equal(R(tm, 0), 2 * 3 + 1000);
+    assert.equal(R(tm, 2), 0);
+  });
+});
