@@ -136,6 +136,33 @@ for (const img of IMAGES) {
       assert.equal(info.body.exceptionId, 'grant');
     });
 
+    it('runs to the grub> prompt, takes console input and pauses', async () => {
+      let text = '';
+      dc.on('output', (e: DebugProtocol.OutputEvent) => {
+        if (e.body.category === 'stdout') text += e.body.output;
+      });
+      await entry();
+      await dc.continueRequest({ threadId: 1 });
+      const waitFor = async (re: RegExp): Promise<void> => {
+        for (let i = 0; i < 600 && !re.test(text); i++) await new Promise((r) => setTimeout(r, 100));
+        assert.match(text, re);
+      };
+      await waitFor(/grub> /);
+      await dc.customRequest('pvscope/consoleInput', { text: 'echo pvscope-dap-echo\n' });
+      await waitFor(/\n\r?pvscope-dap-echo/);
+      const st = await dc.customRequest('pvscope/status');
+      assert.equal(st.body.running, true);
+      const [, ev] = await Promise.all([
+        dc.pauseRequest({ threadId: 1 }),
+        dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>,
+      ]);
+      assert.equal(ev.body.reason, 'pause');
+      const xs = await dc.evaluateRequest({ expression: 'xenstore-ls', context: 'repl' });
+      assert.match(xs.body.result, /console/);
+      const evt = await dc.evaluateRequest({ expression: 'info evtchn', context: 'repl' });
+      assert.match(evt.body.result, /interdomain/);
+    });
+
     it(`reads the same byte through virtual, pseudo-physical${img.bits === 64 ? ' and machine' : ''} addresses, and disassembles at the PC`, async () => {
       await entry();
       const here = await pc(dc);
