@@ -111,6 +111,38 @@ describe('debug adapter on a test machine', function () {
     assert.deepEqual(t.body.threads, []);
   });
 
+  it('launches from an xl domain configuration file, explicit attributes overriding it', async () => {
+    scratchFile('cfg-kernel.bin', 'not an ELF image\n');
+    const cfg = scratchFile(
+      'dom.cfg',
+      'name = "cfgdom"\nkernel = "cfg-kernel.bin"\nmemory = 64\nvcpus = 2\nuuid = "00000000-0000-0000-0000-000000000000"\n',
+    );
+    await dc.initializeRequest();
+    const initialized = dc.waitForEvent('initialized');
+    await dc.launchRequest({ config: cfg, vcpus: 1 } as DebugProtocol.LaunchRequestArguments);
+    await initialized;
+    const t = await dc.threadsRequest();
+    assert.deepEqual(
+      t.body.threads.map((x) => x.name),
+      ['vcpu0'],
+    );
+    const r = await dc.evaluateRequest({ expression: 'info domain', context: 'repl' });
+    assert.match(r.body.result, /name: cfgdom/);
+  });
+
+  it('fails a launch from a bad xl file naming the file and the key', async () => {
+    const cfg = scratchFile('bad.cfg', 'name = "d"\nkernel = "x"\nmemory = "lots"\n');
+    await dc.initializeRequest();
+    await assert.rejects(
+      dc.launchRequest({ config: cfg } as DebugProtocol.LaunchRequestArguments),
+      /'config': .*bad\.cfg: .*memory/,
+    );
+    await assert.rejects(
+      dc.launchRequest({ config: '/no/such.cfg' } as DebugProtocol.LaunchRequestArguments),
+      /'config': file not found/,
+    );
+  });
+
   it('stops on entry, single-steps and steps over a call', async () => {
     const ev = await launchToEntry(dc);
     assert.equal(ev.body.reason, 'entry');
