@@ -128,6 +128,8 @@ class PvMachine implements Machine {
   private readonly trace?: MachineOptions['trace'];
   /** Last fault stop (vcpu, rip, vector) so resuming does not stop again for the same fault. */
   private skipFault: { vcpu: number; rip: bigint; vector: number } | null = null;
+  /** Set after an upcall stop so that resuming delivers it. */
+  private skipUpcall = false;
 
   constructor(config: DomainConfig, opts: MachineOptions = {}) {
     let bytes: Uint8Array;
@@ -394,7 +396,8 @@ class PvMachine implements Machine {
     const d = this.dom;
     const cpu = v.cpu;
     d.time.checkTimers(v);
-    if (deliverEvents(v)) this.traceLine('events', v, 'event upcall');
+    const pre = this.upcall(v);
+    if (pre) return pre;
     if (v.blocked) return stepping ? { kind: 'step', vcpu: v.id } : null;
     setRunstate(v, 0);
     const reason = cpu.run(n);
@@ -408,8 +411,40 @@ class PvMachine implements Machine {
     }
     if (d.finished) return this.shutdownStop();
     if (v.blocked) setRunstate(v, 2);
-    if (deliverEvents(v)) this.traceLine('events', v, 'event upcall');
+    const post = this.upcall(v);
+    if (post) return post;
     if (stepping && reason !== ExitReason.STEP) return { kind: 'step', vcpu: v.id };
+    return null;
+  }
+
+  /** Lowest pending, unmasked port bound to `v` (for the upcall filter and statistics), or -1. */
+  private firstPendingPort(v: Vcpu): number {
+    const ev = this.dom.evtchn;
+    for (let p = 1; p < ev.ports.length; p++) {
+      if (ev.ports[p].vcpu === v.id && ev.isPending(p) && !ev.isMasked(p)) return p;
+    }
+    return -1;
+  }
+
+  /** Delivers a pending upcall to `v`, stopping first when the event filter asks (resuming delivers it). */
+  private upcall(v: Vcpu): Stop | null {
+    if (!v.eventCallback || !v.upcallPending || v.upcallMask || this.dom.finished) return null;
+    const port = this.firstPendingPort(v);
+    if (!this.skipUpcall && this.filters.isEnabled('event') && this.filters.event(port, 'upcall')) {
+      this.skipUpcall = true;
+      return {
+        kind: 'filter',
+        filter: 'event',
+        vcpu: v.id,
+        description: `event upcall port=${port}`,
+        details: { port, kind: 'upcall' },
+      };
+    }
+    this.skipUpcall = false;
+    if (deliverEvents(v)) {
+      if (port > 0) this.dom.evtchn.ports[port].upcalls++;
+      this.traceLine('events', v, `event upcall port=${port}`);
+    }
     return null;
   }
 
@@ -574,6 +609,28 @@ class PvMachine implements Machine {
     return this.fault(v, Vector.UD, -1);
   }
 
+  /** Grant references a grant_table_op touches (map: each ref; copy: gref sides), for the grant filter. */
+  private grantRefs(v: Vcpu, args: bigint[]): number[] {
+    const cmd = Number(args[0] & 0xffffffffn);
+    const count = Math.min(Number(args[2] & 0xffffffffn), 64);
+    const refs: number[] = [];
+    const bits = this.dom.bits;
+    for (let i = 0; i < count; i++) {
+      if (cmd === 0) {
+        const r = v.rd(args[1] + BigInt(i * 32 + 12), 4);
+        if (r !== null) refs.push(Number(r));
+      } else if (cmd === 5) {
+        const sz = bits === 64 ? 40 : 24;
+        const b = v.rdStruct(args[1] + BigInt(i * sz), sz);
+        if (!b) break;
+        const flags = b.getUint16(bits === 64 ? 34 : 18, true);
+        if (flags & 1) refs.push(b.getUint32(0, true));
+        if (flags & 2) refs.push(b.getUint32(bits === 64 ? 16 : 8, true));
+      }
+    }
+    return refs;
+  }
+
   private hypercall(v: Vcpu): Stop | null {
     const cpu = v.cpu;
     const d = this.dom;
@@ -592,7 +649,7 @@ class PvMachine implements Machine {
           description: desc.description,
           details: desc.details,
         };
-      } else if (nr === 20 && this.filters.grantOp(Number(args[0] & 0xffffffffn), [])) {
+      } else if (nr === 20 && this.filters.grantOp(Number(args[0] & 0xffffffffn), this.grantRefs(v, args))) {
         const desc = describeHypercall(nr, args, d.bits);
         stop = {
           kind: 'filter',

@@ -90,4 +90,48 @@ describe('guests: debugger stops from the hypervisor model', function () {
     assert.equal(m.pageTable(0, 'kernel')?.level, 4);
     assert.ok(m.xenstore('/local/domain/1'));
   });
+
+  it('stops before an event upcall (VIRQ_TIMER after SCHEDOP_block); resuming delivers it', () => {
+    const kernel = buildXenGuest({
+      bits: 64,
+      asm: `
+_start:
+  lea stack_top(%rip), %rsp
+  mov %rsi, %r15
+  lea cb(%rip), %rsi
+  mov $0, %edi
+  HYPERCALL 30
+  lea bv(%rip), %rsi
+  mov $1, %edi
+  HYPERCALL 32
+  mov 0x28(%r15), %rsi
+  or $7, %rsi
+  mov $0x3ff000, %rdi
+  mov $2, %edx
+  HYPERCALL 14
+  movb $0, 0x3ff001
+  xor %esi, %esi
+  mov $1, %edi
+  HYPERCALL 29
+  SHUTDOWN 1
+handler:
+  SHUTDOWN 0
+bv: .long 0, 0, 0
+cb:
+  .word 0, 1
+  .long 0
+  .quad handler
+`,
+    });
+    const m = createMachine({ name: 'ev', kernel, memory: 16, vcpus: 1, disks: [], vifs: [] });
+    m.setFilter('event', true);
+    const s1 = m.run(10_000_000);
+    assert.equal(s1.kind === 'filter' && s1.filter, 'event');
+    assert.equal(s1.kind === 'filter' && s1.details.kind, 'upcall');
+    const port = s1.kind === 'filter' ? Number(s1.details.port) : -1;
+    assert.equal(m.evtchns().ports.find((p) => p.port === port)?.virqName, 'VIRQ_TIMER');
+    const s2 = m.run(10_000_000);
+    assert.equal(s2.kind === 'shutdown' && s2.reason, 'poweroff');
+    assert.equal(m.evtchns().ports.find((p) => p.port === port)?.upcalls, 1);
+  });
 });
