@@ -85,6 +85,71 @@ traps:
     assert.equal(v.mem.read32(v.vcpus[0].vcpuInfoOff() + 0x10), 0x7000000);
   });
 
+  it('64-bit: #DE (fault, no error code) and int3 (trap, RIP after) use the frame without an error code', () => {
+    const { m, stop } = boot(
+      64,
+      `
+_start:
+  lea stack_top(%rip), %rsp
+  lea traps(%rip), %rdi
+  HYPERCALL 0
+  lea de_insn(%rip), %rax
+  mov %rax, scratch+128(%rip)
+  lea bp_after(%rip), %rax
+  mov %rax, scratch+136(%rip)
+  xor %ecx, %ecx
+  mov $1, %eax
+de_insn:
+  div %ecx
+bp_insn:
+  int3
+bp_after:
+  SHUTDOWN 1
+de_handler:
+  lea scratch(%rip), %rdi
+  mov %rsp, %rsi
+  mov $7, %ecx
+  rep movsq
+  lea bp_insn(%rip), %rax
+  mov %rax, 16(%rsp)
+  pop %rcx
+  pop %r11
+  push $0
+  push %r11
+  push %rcx
+  push %rax
+  mov $23, %eax
+  syscall
+bp_handler:
+  lea scratch+64(%rip), %rdi
+  mov %rsp, %rsi
+  mov $7, %ecx
+  rep movsq
+  SHUTDOWN 0
+traps:
+  .byte 0, 0
+  .word 0
+  .long 0
+  .quad de_handler
+  .byte 3, 3
+  .word 0
+  .long 0
+  .quad bp_handler
+  .quad 0, 0
+`,
+    );
+    assert.equal(stop.kind === 'shutdown' && stop.reason, 'poweroff');
+    const s = scratch(m);
+    const de = words(m, s, 7, 8);
+    const bp = words(m, s + 64n, 7, 8);
+    const [deInsn, bpAfter] = words(m, s + 128n, 2, 8);
+    assert.equal(de[2], deInsn, '#DE: RIP at the faulting div');
+    assert.equal(de[3] & 0xffffn, 0xe030n);
+    assert.equal(de[6], 0xe02bn, 'no error code: SS at +48');
+    assert.equal(bp[2], bpAfter, 'int3: RIP after the instruction');
+    assert.equal(bp[6], 0xe02bn);
+  });
+
   it('32-bit compat: INT without a gate DPL is #GP(vec<<3|2) bounced with [err, EIP, CS|mask<<16, EFLAGS]', () => {
     const { m, stop } = boot(
       32,

@@ -159,6 +159,29 @@ describe('xen-core: hypercalls', function () {
     assert.equal(v.rd(SCRATCH + 12n, 4), 1n); // port 1 (xenstore): unbound until xenstored binds it
   });
 
+  it('2-level masking: a masked port stays quiet until EVTCHNOP_unmask, which raises the upcall', () => {
+    const d = b.dom;
+    const v = d.vcpus[0];
+    const e = env();
+    v.wr(SCRATCH, 4, 0n);
+    v.wr(SCRATCH + 4n, 4, 0n);
+    assert.equal(dispatch(v, e, 32, [7n, SCRATCH]), 0); // bind_ipi
+    const port = Number(v.rd(SCRATCH + 4n, 4));
+    const maskOff = d.sharedInfoOff() + 0xa00 + (port >> 3);
+    d.mem.write8(maskOff, d.mem.read8(maskOff) | (1 << (port & 7)));
+    v.wr(SCRATCH, 4, BigInt(port));
+    assert.equal(dispatch(v, e, 32, [4n, SCRATCH]), 0); // send: pending, masked
+    assert.equal(d.evtchn.isPending(port), true);
+    assert.equal(v.upcallPending, 0);
+    assert.equal(dispatch(v, e, 32, [9n, SCRATCH]), 0); // unmask
+    assert.equal(d.evtchn.isMasked(port), false);
+    assert.equal(v.upcallPending, 1);
+    const sel = d.mem.read64Big(v.vcpuInfoOff() + 8);
+    assert.equal((sel >> BigInt(Math.floor(port / 64))) & 1n, 1n);
+    v.wr(SCRATCH, 4, 4000n);
+    assert.equal(dispatch(v, e, 32, [9n, SCRATCH]), -E.EINVAL);
+  });
+
   it('grant tables: versions, setup_table, query_size, copy with Xen status codes', () => {
     const d = b.dom;
     const v = d.vcpus[0];
