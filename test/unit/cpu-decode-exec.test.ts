@@ -13,10 +13,10 @@
  * `PVSCOPE_DECODE_CASES=<n>` changes the corpus size per mode.
  */
 import { strict as assert } from 'node:assert';
-import { Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic } from 'iced-x86';
+import { Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind } from 'iced-x86';
 import { ExitReason } from '../../engine/cpu/api';
 import { Rng } from '../helpers/x86-gen';
-import { CORE_FEATURES, randomEncoding, type DecodeBitness } from '../helpers/x86-corpus';
+import { CORE_FEATURES, ENCODING_BUFFER, randomEncoding, type DecodeBitness } from '../helpers/x86-corpus';
 import {
   createMachine,
   getRip,
@@ -27,7 +27,93 @@ import {
 } from '../helpers/engine-runner';
 
 const N = Number(process.env.PVSCOPE_DECODE_CASES) || 10000;
+/** Linear address of the instruction under test. */
 const CODE = 0x100000;
+/** Instruction pointer of the instruction under test (16-bit code: CS base = CODE - IP16). */
+const IP16 = 0x1000;
+
+/**
+ * Encodings that must always be checked (earlier disagreements and edge
+ * cases), per bitness: MOV CR/DR with mod != 11 (mod is ignored), LOCK on
+ * branches and non-lockable instructions, F2/F3 with 0F AE, REX.R with MOV
+ * DR, 66 on near branches in 64-bit mode, IP wrap in 16-bit code.
+ */
+const KNOWN: Record<DecodeBitness, string[]> = {
+  16: [
+    '0f 20 00',
+    '0f 22 18',
+    '0f 21 3c',
+    '0f 23 84 00 00',
+    'f0 74 00',
+    'f0 eb 00',
+    'f0 c3',
+    'f0 e8 00 00',
+    'f0 01 c0',
+    'f0 90',
+    'f2 0f ae 38',
+    '67 f2 0f ae b8 cb fa 96 11',
+    'f2 0f ae e8',
+    '66 e8 00 00 00 00',
+    'e8 fd ff',
+    '66 eb fe',
+    'e9 00 f0',
+  ],
+  32: [
+    '0f 20 00',
+    '0f 22 18',
+    '0f 21 3c',
+    '0f 23 84 00 00 00 00 00',
+    'f0 74 00',
+    'f0 e9 00 00 00 00',
+    'f0 c3',
+    'f0 e8 00 00 00 00',
+    'f0 ff e0',
+    'f0 0f 84 00 00 00 00',
+    'f0 01 c0',
+    'f0 90',
+    'f0 8b 00',
+    'f2 0f ae 38',
+    'f2 26 0f ae 3a',
+    'f2 0f ae e8',
+    'f3 0f ae 38',
+    '66 e8 00 00',
+    '66 e9 fd ff',
+    'e8 fb ff ff ff',
+  ],
+  64: [
+    '0f 20 00',
+    '0f 22 18',
+    '0f 21 3c',
+    '0f 23 84 00 00 00 00 00',
+    'f0 74 00',
+    'f0 e9 00 00 00 00',
+    'f0 c3',
+    'f0 e8 00 00 00 00',
+    'f0 ff e0',
+    'f0 0f 84 00 00 00 00',
+    'f0 01 c0',
+    'f0 90',
+    'f0 8b 00',
+    'f2 0f ae 38',
+    'f2 49 0f ae ea',
+    'f2 66 f2 0f ae ee',
+    '4e 0f 21 2c',
+    '4c 0f 21 c0',
+    '44 0f 20 c8',
+    '44 0f 20 c0',
+    '66 e8 00 00 00 00',
+    '66 e9 00 00 00 00',
+    '48 e8 00 00 00 00',
+    '66 0f 84 00 00 00 00',
+    'e8 fb ff ff ff',
+  ],
+};
+
+function fromHex(h: string): Uint8Array {
+  const b = new Uint8Array(ENCODING_BUFFER);
+  h.split(' ').forEach((x, i) => (b[i] = parseInt(x, 16)));
+  return b;
+}
 
 function hex(b: Uint8Array, n = b.length): string {
   return Array.from(b.slice(0, n), (x) => x.toString(16).padStart(2, '0')).join(' ');
@@ -36,6 +122,8 @@ function hex(b: Uint8Array, n = b.length): string {
 interface ExecStats {
   stepped: number;
   lengthChecked: number;
+  /** Near branches whose target or pushed return address was checked. */
+  branchChecked: number;
   invalidChecked: number;
   exitLengthChecked: number;
   /** Core instructions (see CORE_FEATURES) the engine raised #UD for: count and first encoding. */
@@ -75,15 +163,16 @@ function validWithoutLock(buf: Uint8Array, bits: DecodeBitness, instr: Instructi
 function prepare(m: TestMachine, bits: DecodeBitness): void {
   const { cpu } = m;
   resetSegments(cpu, bits, 3);
+  if (bits === 16) cpu.setSegmentRaw(1, 0x0b, CODE - IP16, 0, 0xffff, 0x9b | (3 << 5));
   for (let i = 0; i < 16; i++) setGpr(cpu, i, 0x8000n + BigInt(i * 0x100));
   setGpr(cpu, 4, 0x9800n);
-  cpu.state.ripLo = CODE;
+  cpu.state.ripLo = bits === 16 ? IP16 : CODE;
   cpu.state.ripHi = 0;
   cpu.setRflags(0x202);
   cpu.state.halted = false;
 }
 
-function runExec(bits: DecodeBitness, n: number, seed: number): ExecStats {
+function runExec(bits: DecodeBitness, buffers: Iterable<Uint8Array>): ExecStats {
   const m = createMachine(bits === 64 ? 64 : 32);
   const { cpu, mem } = m;
   cpu.interceptSoftInt.fill(1);
@@ -94,6 +183,7 @@ function runExec(bits: DecodeBitness, n: number, seed: number): ExecStats {
   const st: ExecStats = {
     stepped: 0,
     lengthChecked: 0,
+    branchChecked: 0,
     invalidChecked: 0,
     exitLengthChecked: 0,
     engineUdCore: new Map(),
@@ -107,12 +197,12 @@ function runExec(bits: DecodeBitness, n: number, seed: number): ExecStats {
   };
   const probe = new Instruction();
   const ipMask = bits === 64 ? (1n << 64n) - 1n : bits === 32 ? 0xffffffffn : 0xffffn;
-  const rng = new Rng(seed);
   const instr = new Instruction();
-  for (let i = 0; i < n; i++) {
-    const buf = randomEncoding(rng, bits);
+  const start = BigInt(bits === 16 ? IP16 : CODE);
+  const stackWord = bits === 64 ? 8 : bits === 32 ? 4 : 2;
+  for (const buf of buffers) {
     const dec = new Decoder(bits, buf, DecoderOptions.None);
-    dec.ip = BigInt(CODE);
+    dec.ip = start;
     dec.decodeOut(instr);
     dec.free();
     mem.writeBytes(CODE, buf);
@@ -130,10 +220,9 @@ function runExec(bits: DecodeBitness, n: number, seed: number): ExecStats {
     }
     st.stepped++;
     const rip = getRip(cpu);
-    const start = BigInt(CODE);
     const len = BigInt(instr.length);
     const what = () =>
-      `${EXIT_NAMES[r] ?? r}${r === ExitReason.EXCEPTION ? ` vector ${cpu.exitVector}${cpu.exitTrap ? ' (trap)' : ''}` : ''}, rip +${(rip - start).toString()}${r === ExitReason.EXCEPTION && cpu.exitDetail ? `, ${cpu.exitDetail}` : ''}`;
+      `${EXIT_NAMES[r] ?? r}${r === ExitReason.EXCEPTION ? ` vector ${cpu.exitVector}${cpu.exitTrap ? ' (trap)' : ''}` : ''}, rip +${(rip - start).toString()}${r === ExitReason.EXCEPTION && (cpu.exitVector === 6 || cpu.exitVector === 7) && cpu.exitDetail ? `, ${cpu.exitDetail}` : ''}`;
     if (instr.isInvalid) {
       st.invalidChecked++;
       if (r !== ExitReason.EXCEPTION || (cpu.exitVector !== 6 && cpu.exitVector !== 13) || rip !== start) {
@@ -159,6 +248,43 @@ function runExec(bits: DecodeBitness, n: number, seed: number): ExecStats {
               `${Mnemonic[instr.mnemonic]}: RIP advance`,
               `${name}: iced length ${len}, engine stepped to ${what()}`,
             );
+        }
+        const k = instr.op0Kind;
+        const rel = k === OpKind.NearBranch16 || k === OpKind.NearBranch32 || k === OpKind.NearBranch64;
+        const fc = instr.flowControl;
+        if (
+          rel &&
+          (fc === FlowControl.ConditionalBranch ||
+            fc === FlowControl.UnconditionalBranch ||
+            fc === FlowControl.Call)
+        ) {
+          st.branchChecked++;
+          const target = instr.nearBranchTarget;
+          const next = (start + len) & ipMask;
+          const ok = fc === FlowControl.ConditionalBranch ? rip === target || rip === next : rip === target;
+          if (!ok)
+            fail(
+              `${Mnemonic[instr.mnemonic]}: branch target`,
+              `${name}: iced target 0x${target.toString(16)} (next 0x${next.toString(16)}), engine ${what()}`,
+            );
+        }
+        if ((fc === FlowControl.Call || fc === FlowControl.IndirectCall) && !instr.isCallFar) {
+          st.branchChecked++;
+          const size = -instr.stackPointerIncrement; // 2, 4 or 8: the call's operand size
+          const sp = cpu.state.gprLo[4] >>> 0;
+          const ret =
+            size === 8
+              ? mem.read32(sp) + mem.read32(sp + 4) * 2 ** 32
+              : size === 4
+                ? mem.read32(sp)
+                : mem.read16(sp);
+          const want = Number((start + len) & (size === 2 ? 0xffffn : ipMask));
+          if (sp !== 0x9800 - size || ret !== want) {
+            fail(
+              `${Mnemonic[instr.mnemonic]}: return address`,
+              `${name}: want ${size}-byte return address 0x${want.toString(16)} at 0x${(0x9800 - size).toString(16)}, engine pushed 0x${ret.toString(16)} at 0x${sp.toString(16)}`,
+            );
+          }
         }
         break;
       }
@@ -207,23 +333,33 @@ function runExec(bits: DecodeBitness, n: number, seed: number): ExecStats {
 describe('CPU executes random encodings consistently with iced-x86 (single-step, CPL 3)', function () {
   this.timeout(300000);
   for (const bits of [16, 32, 64] as const) {
-    it(`${N} encodings in ${bits}-bit code: no JS error, #UD for invalid, RIP advance = iced length`, function () {
-      const st = runExec(bits, N, 0xe8ec + bits);
+    const report = (st: ExecStats) => {
       const ud = [...st.engineUdCore.entries()].sort((a, b) => b[1].count - a[1].count);
       console.log(
-        `      ${bits}-bit: ${st.stepped} stepped, ${st.lengthChecked} RIP advances and ${st.exitLengthChecked} exit lengths checked, ${st.invalidChecked} invalid encodings checked for #UD`,
+        `      ${bits}-bit: ${st.stepped} stepped, ${st.lengthChecked} RIP advances, ${st.branchChecked} branch targets/return addresses and ${st.exitLengthChecked} exit lengths checked, ${st.invalidChecked} invalid encodings checked for #UD`,
       );
       if (ud.length)
         console.log(
           `      core instructions the engine raises #UD for: ${ud.map(([k, e]) => `${k} x${e.count} [${e.example}]`).join(', ')}`,
         );
-      assert.ok(st.lengthChecked > N / 10, `too few lengths checked (${st.lengthChecked})`);
       const total = [...st.failures.values()].reduce((a, f) => a + f.count, 0);
       const text = [...st.failures.entries()]
         .sort((a, b) => b[1].count - a[1].count)
         .map(([k, f]) => `${k}: ${f.count}\n    ${f.examples.join('\n    ')}`)
         .join('\n  ');
       assert.equal(total, 0, `${total} problems in ${st.failures.size} kinds:\n  ${text}`);
+    };
+    it(`${KNOWN[bits].length} known edge encodings in ${bits}-bit code`, function () {
+      report(runExec(bits, KNOWN[bits].map(fromHex)));
+    });
+    it(`${N} random encodings in ${bits}-bit code: no JS error, #UD for invalid, RIP advance = iced length`, function () {
+      const rng = new Rng(0xe8ec + bits);
+      function* corpus(): Generator<Uint8Array> {
+        for (let i = 0; i < N; i++) yield randomEncoding(rng, bits);
+      }
+      const st = runExec(bits, corpus());
+      assert.ok(st.lengthChecked > N / 10, `too few lengths checked (${st.lengthChecked})`);
+      report(st);
     });
   }
 });
