@@ -130,6 +130,8 @@ class PvMachine implements Machine {
   private skipFault: { vcpu: number; rip: bigint; vector: number } | null = null;
   /** Set after an upcall stop so that resuming delivers it. */
   private skipUpcall = false;
+  /** True while run() executes (pause() from a hook must stop the CPU mid-slice). */
+  private running = false;
 
   constructor(config: DomainConfig, opts: MachineOptions = {}) {
     let bytes: Uint8Array;
@@ -297,7 +299,8 @@ class PvMachine implements Machine {
 
   pause(): void {
     this.pauseRequested = true;
-    for (const v of this.dom.vcpus) v.cpu.requestStop();
+    // Only a run in progress (pause() called from a hook) needs the CPU to stop mid-slice.
+    if (this.running) for (const v of this.dom.vcpus) v.cpu.requestStop();
   }
 
   step(vcpu: number): Stop {
@@ -313,6 +316,7 @@ class PvMachine implements Machine {
   }
 
   run(budget: number): Stop {
+    this.running = true;
     try {
       return this.runInner(budget);
     } catch (e) {
@@ -331,7 +335,7 @@ class PvMachine implements Machine {
 
   private runInner(budget: number): Stop {
     const d = this.dom;
-    this.pauseRequested = false;
+    // A pause() made between run() calls makes this run return at once.
     let remaining = Math.max(1, Math.floor(budget));
     while (remaining > 0) {
       if (this.pendingStop) {

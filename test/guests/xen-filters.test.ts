@@ -135,3 +135,17 @@ cb:
     assert.equal(m.evtchns().ports.find((p) => p.port === port)?.upcalls, 1);
   });
 });
+
+describe('guests: pause', function () {
+  it('pause() between runs makes the next run return pause at once; the run after continues', () => {
+    const kernel = buildXenGuest({ bits: 64, asm: '_start:\n  lea stack_top(%rip), %rsp\n1:\n  jmp 1b\n' });
+    const m = createMachine({ name: 'p', kernel, memory: 16, vcpus: 1, disks: [], vifs: [] });
+    m.run(1000);
+    const before = m.info.instructionsRetired;
+    m.pause();
+    assert.equal(m.run(1000).kind, 'pause');
+    assert.equal(m.info.instructionsRetired, before);
+    assert.equal(m.run(1000).kind, 'budget');
+    assert.ok(m.info.instructionsRetired >= before + 1000);
+  });
+});
