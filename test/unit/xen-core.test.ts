@@ -17,6 +17,8 @@ import { getReg, setReg, getRip, setRip } from '../../engine/xen/regs';
 import { Reg } from '../../engine/cpu/state';
 import { GUEST_MFN_BASE } from '../../engine/xen/layout';
 import * as E from '../../engine/xen/errno';
+import { Domain } from '../../engine/xen/domain';
+import { writeHypercallPage } from '../../engine/xen/hypercall-page';
 
 async function grub(bits: 32 | 64): Promise<BuildResult> {
   const f = await fetchDebianFile(
@@ -336,5 +338,30 @@ describe('xen-core: hypercalls', function () {
     assert.equal(getReg(v.cpu, Reg.RSP), 0x200008n);
     assert.equal(getReg(v.cpu, Reg.RAX), 0x77n);
     assert.equal(v.upcallMask, 0);
+  });
+});
+
+describe('xen-core: hypercall page', () => {
+  it('fills 0xCC and one 32-byte stub per slot 0..127 in both forms (brief §3.3)', () => {
+    for (const bits of [64, 32] as const) {
+      const d = new Domain(1, bits, 256);
+      const off = d.mem.mfnToOffset(0x2000);
+      writeHypercallPage(d, off);
+      const page = d.mem.readBytes(off, 4096);
+      const slot = (n: number) => [...page.subarray(n * 32, n * 32 + 32)];
+      if (bits === 64) {
+        assert.deepEqual(
+          slot(17).slice(0, 14),
+          [0x51, 0x41, 0x53, 0xb8, 17, 0, 0, 0, 0x0f, 0x05, 0x41, 0x5b, 0x59, 0xc3],
+        );
+        assert.deepEqual(slot(23).slice(0, 11), [0x51, 0x41, 0x53, 0x50, 0xb8, 23, 0, 0, 0, 0x0f, 0x05]);
+        assert.deepEqual(slot(127).slice(0, 8), [0x51, 0x41, 0x53, 0xb8, 127, 0, 0, 0]);
+        assert.equal(slot(17)[14], 0xcc);
+      } else {
+        assert.deepEqual(slot(2).slice(0, 8), [0xb8, 2, 0, 0, 0, 0xcd, 0x82, 0xc3]);
+        assert.deepEqual(slot(23).slice(0, 8), [0x50, 0xb8, 23, 0, 0, 0, 0xcd, 0x82]);
+        assert.equal(slot(2)[8], 0xcc);
+      }
+    }
   });
 });
