@@ -153,6 +153,8 @@ export const UNDEFINED: Record<string, UndefRule> = {
    * registers, flags and memory at the fault.
    */
   pagefault: none,
+  /** PUSH/POP (incl. RSP-relative memory operands), ENTER/LEAVE, CALL/RET, PUSHA/POPA: no flags. */
+  stack: none,
   daa: fixed(OF),
   das: fixed(OF),
   aaa: fixed(OF | SF | ZF | PF),
@@ -1335,6 +1337,78 @@ function templates(bitness: Bitness): Template[] {
         return { form: op, body: op };
       },
     });
+
+  // Stack instructions: RSP points into the scratch page.
+  {
+    const sfx = bitness === 64 ? 'q' : 'l';
+    const sp = bitness === 64 ? '%rsp' : '%esp';
+    const bp = bitness === 64 ? '%rbp' : '%ebp';
+    const ax = bitness === 64 ? '%rax' : '%eax';
+    const forms = [
+      'push-r',
+      'pushw-r',
+      'pop-r',
+      'popw-r',
+      'push-sp',
+      'pop-sp',
+      'push-imm8',
+      'push-imm32',
+      'pushw-imm',
+      'push-m',
+      'push-m-sp',
+      'pop-m',
+      'pop-m-sp',
+      'enter',
+      'leave',
+      'call',
+      'ret-imm',
+    ];
+    if (bitness === 32) forms.push('pusha', 'popa', 'pushaw', 'popaw');
+    for (const form of forms)
+      T.push({
+        cls: 'stack',
+        width: bitness,
+        make(b) {
+          b.claim(4);
+          b.claim(5);
+          b.setReg(4, BigInt(SCRATCH_BASE + 0x800 + b.rng.int(64) - 32));
+          b.setReg(5, BigInt(SCRATCH_BASE + 0xa00 + 8 * b.rng.int(16)));
+          const w: Width = bitness === 64 ? 64 : 32;
+          const r = b.reg(w, [4, 5]);
+          const r16 = (bitness === 64 ? R16 : R16)[r.idx];
+          const spDisp = b.rng.pick([-16, -8, -4, 0, 4, 8, 16]);
+          const body: Record<string, () => string> = {
+            'push-r': () => `push${sfx} ${r.name}`,
+            'pushw-r': () => `pushw %${r16}`,
+            'pop-r': () => `pop${sfx} ${r.name}`,
+            'popw-r': () => `popw %${r16}`,
+            'push-sp': () => `push${sfx} ${sp}`,
+            'pop-sp': () => `pop${sfx} ${sp}`,
+            'push-imm8': () => `push${sfx} $${b.rng.int(256) - 128}`,
+            'push-imm32': () => `push${sfx} $${Number(sext(BigInt(b.rng.u32()), 32))}`,
+            'pushw-imm': () => `pushw $${b.rng.int(0x10000) - 0x8000}`,
+            'push-m': () => `push${sfx} ${b.mem(0x400, 0x100).text}`,
+            'push-m-sp': () => `push${sfx} ${spDisp}(${sp})`,
+            'pop-m': () => `pop${sfx} ${b.mem(0x400, 0x100).text}`,
+            // the address of a POP's memory operand is computed with the incremented RSP (SDM vol. 2B POP)
+            'pop-m-sp': () => `pop${sfx} ${spDisp}(${sp})`,
+            enter: () =>
+              `enter $${b.rng.pick([0, 8, 16, 24, 0x100 + b.rng.int(64)])}, $${b.rng.pick([0, 1, 2, 3, 5])}`,
+            leave: () => 'leave',
+            call: () => `call 1f\n1:`,
+            'ret-imm': () =>
+              bitness === 64
+                ? `lea 1f(%rip), ${ax}\n\tpush${sfx} ${ax}\n\tret $${8 * b.rng.int(4)}\n1:`
+                : `push${sfx} $1f\n\tret $${4 * b.rng.int(4)}\n1:`,
+            pusha: () => 'pushal',
+            popa: () => 'popal',
+            pushaw: () => 'pushaw',
+            popaw: () => 'popaw',
+          };
+          return { form, body: body[form]() };
+        },
+      });
+  }
 
   // Page faults part-way: the scratch page is surrounded by not-present pages.
   const below = UNMAPPED_PAGES[0] + 0x1000; // = SCRATCH_BASE: the page under it is not present
