@@ -88,6 +88,7 @@ export function vcpuOp(v: Vcpu, cmd: number, vcpuid: number, arg: bigint): numbe
       const p = v.rd(arg, d.bits / 8);
       if (p === null) return -E.EFAULT;
       t.timeArea = p;
+      if (t === v) d.time.updateVcpuTime(t);
       return 0;
     }
     case VCPUOP_set_periodic_timer: {
