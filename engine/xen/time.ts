@@ -62,7 +62,13 @@ export class XenTime {
     if (off >= 0) this.writeTimeInfo(off + 0x20, v);
     // The secondary copy registered with VCPUOP_register_vcpu_time_memory_area (guest virtual).
     if (v.timeArea !== 0n) {
-      const o = v.cpu.translate(Number(v.timeArea & 0xffffffffn) | 0, Number(v.timeArea >> 32n) | 0, 1, false, true);
+      const o = v.cpu.translate(
+        Number(v.timeArea & 0xffffffffn) | 0,
+        Number(v.timeArea >> 32n) | 0,
+        1,
+        false,
+        true,
+      );
       if (o >= 0 && (o % 4096) + 32 <= 4096) this.writeTimeInfo(o, v);
     }
   }
