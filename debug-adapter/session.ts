@@ -445,6 +445,8 @@ export class PvscopeSession extends DebugSession {
     const launchArgs = args?.arguments ?? this.launchArgs;
     if (!launchArgs) throw new RequestError('nothing to restart (launch first)');
     this.teardown();
+    this.lastException = null;
+    this.lastHypercall = null;
     this.startMachine(launchArgs);
     if (this.plan?.stopOnEntry !== false) setImmediate(() => this.reportStop('entry', 0, {}));
     else setImmediate(() => this.startRun({ kind: 'continue' }));
@@ -495,6 +497,7 @@ export class PvscopeSession extends DebugSession {
       return;
     }
     const t0 = performance.now();
+    const n0 = m.info.instructionsRetired;
     let stop: Stop;
     try {
       stop = m.run(this.budget);
@@ -503,9 +506,12 @@ export class PvscopeSession extends DebugSession {
       return;
     }
     const dt = performance.now() - t0;
-    // Aim at ~15 ms per slice so pause and other requests are served promptly.
-    if (dt > 0.5) this.budget = Math.max(10_000, Math.min(4_000_000, Math.round((this.budget * 15) / dt)));
-    else this.budget = Math.min(4_000_000, this.budget * 2);
+    const done = m.info.instructionsRetired - n0;
+    // Aim at ~15 ms per slice so pause and other requests are served promptly. Only slices that
+    // really executed their budget say how fast the guest runs (an idle guest returns early).
+    if (stop.kind === 'budget' && done >= this.budget / 2 && dt > 0.2) {
+      this.budget = Math.max(10_000, Math.min(2_000_000, Math.round((done * 15) / dt)));
+    }
     this.sampleMips();
     if (stop.kind === 'budget') {
       if (m.finished) this.reportFinished();
