@@ -639,6 +639,18 @@ function templates(bitness: Bitness): Template[] {
               const r = b.reg(w);
               b.set(r, w, value(b.rng, w));
               dst = r.name;
+              if (form === 'ir' && b.rng.bool(0.2)) {
+                // C0/C1 /n ib with an immediate count of 1 (gas would pick D0/D1): raw bytes
+                const ext = { rol: 0, ror: 1, rcl: 2, rcr: 3, shl: 4, shr: 5, sar: 7 }[op]!;
+                const rm = r.shift ? r.idx + 4 : r.idx & 7;
+                const bytes: number[] = [];
+                if (w === 16) bytes.push(0x66);
+                const rex = (w === 64 ? 8 : 0) | (r.idx >= 8 ? 1 : 0);
+                if (rex || (w === 8 && !r.shift && r.idx >= 4 && bitness === 64)) bytes.push(0x40 | rex);
+                bytes.push(w === 8 ? 0xc0 : 0xc1, 0xc0 | (ext << 3) | rm, 1);
+                const hex = bytes.map((x) => '0x' + x.toString(16)).join(', ');
+                return { form: 'i1', body: `.byte ${hex} # ${op}${s} $1, ${dst}`, ctx: { count: 1 } };
+              }
             } else {
               const m = b.mem();
               b.poke(m.off, value(b.rng, w), w / 8);
