@@ -136,6 +136,31 @@ for (const img of IMAGES) {
       assert.equal(info.body.exceptionId, 'grant');
     });
 
+    it('stops at an instruction breakpoint on a hot hypercall site only on its third hit', async () => {
+      // Find the event-send site: stop on the first EVTCHNOP_send.
+      await dc.setExceptionBreakpointsRequest({
+        filters: [],
+        filterOptions: [{ filterId: 'hypercall', condition: 'EVTCHNOP_send' }],
+      });
+      await entry();
+      await continueToStop(dc);
+      const site = await pc(dc);
+      await dc.setExceptionBreakpointsRequest({ filters: [] });
+      const logs: string[] = [];
+      dc.on('output', (e: DebugProtocol.OutputEvent) => logs.push(e.body.output));
+      const set = await dc.customRequest('setInstructionBreakpoints', {
+        breakpoints: [{ instructionReference: '0x' + site.toString(16), hitCondition: '3' }],
+      });
+      assert.equal(set.body.breakpoints[0].verified, true);
+      const before = (await dc.customRequest('pvscope/status')).body.instructionsRetired as number;
+      const ev = await continueToStop(dc);
+      assert.equal(ev.body.reason, 'instruction breakpoint');
+      assert.deepEqual(ev.body.hitBreakpointIds, [set.body.breakpoints[0].id]);
+      assert.equal(await pc(dc), site);
+      const after = (await dc.customRequest('pvscope/status')).body.instructionsRetired as number;
+      assert.ok(after > before);
+    });
+
     it('runs to the grub> prompt, takes console input and pauses', async () => {
       let text = '';
       dc.on('output', (e: DebugProtocol.OutputEvent) => {
