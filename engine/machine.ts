@@ -1231,8 +1231,13 @@ export function createMachine(
   config: DomainConfig,
   opts: MachineOptions = {},
 ): Machine & {
+  /** The Xen model's domain (cold-path inspection and tests). */
   readonly dom: Domain;
+  /** Symbols of the loaded kernel image (engine/image SymbolTable). */
+  readonly symbols: LoadedImage['symbols'];
+  /** Lets xenstored, the console daemon and blkback process their rings now. */
   kickBackends(): void;
+  /** Hypercall counters and console_io settings. */
   readonly env: HypercallEnv;
 } {
   return new PvMachine(config, opts);
