@@ -353,7 +353,8 @@ export function buildNativeBatch(bitness: Bitness, bodies: string[]): NativeBatc
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `pvscope-diff${bitness}-`));
   try {
     const parts: string[] = [stubs(bitness)];
-    parts.push('\t.section .casebody,"ax",@progbits', 'pv_casebody_start:');
+    // writable too: self-modifying-code cases patch their own instructions
+    parts.push('\t.section .casebody,"awx",@progbits', 'pv_casebody_start:');
     bodies.forEach((b, i) => {
       parts.push(`c_${i}:`, b, `e_${i}:`, '\tjmp pv_exit');
     });

@@ -155,6 +155,8 @@ export const UNDEFINED: Record<string, UndefRule> = {
   pagefault: none,
   /** PUSH/POP (incl. RSP-relative memory operands), ENTER/LEAVE, CALL/RET, PUSHA/POPA: no flags. */
   stack: none,
+  /** Self-modifying code: an instruction executed, then rewritten, then executed again after a jump. */
+  smc: none,
   daa: fixed(OF),
   das: fixed(OF),
   aaa: fixed(OF | SF | ZF | PF),
@@ -1347,6 +1349,39 @@ function templates(bitness: Bitness): Template[] {
       width: 8,
       make() {
         return { form: op, body: op };
+      },
+    });
+
+  // Self-modifying code (SDM vol. 3 §8.1.3, option 1: store, then jump to the new code). The
+  // patched instruction has already run once, so a decoded-code cache must notice the store.
+  for (const form of ['imm32', 'opcode', 'modrm'])
+    T.push({
+      cls: 'smc',
+      width: 32,
+      make(b) {
+        for (const r of [0, 1, 2]) b.claim(r);
+        b.setReg(1, 0n);
+        const v = b.rng.u32();
+        const at = bitness === 64 ? '(%rip)' : '';
+        // 1: B8 id (mov $imm32, %eax) - patch the immediate, the opcode (B8 -> BA: mov to %edx) or
+        // turn `add %eax, %edx` (01 C2) into `sub %eax, %edx` (29 C2)
+        const patch =
+          form === 'imm32'
+            ? `movl $${v}, 1b+1${at}`
+            : form === 'opcode'
+              ? `movb $0xba, 1b${at}`
+              : `movb $0x29, 2b${at}`;
+        return {
+          form,
+          body: [
+            `1:\tmovl $${b.rng.u32()}, %eax`,
+            '2:\taddl %eax, %edx',
+            '\tincl %ecx',
+            `\t${patch}`,
+            '\tcmpl $2, %ecx',
+            '\tjne 1b',
+          ].join('\n'),
+        };
       },
     });
 
