@@ -14,7 +14,7 @@
 import { Cpu } from '../../engine/cpu/cpu';
 import { ExitReason } from '../../engine/cpu/api';
 import { MachineMemory } from '../../engine/memory/machine-memory';
-import type { Bitness } from './native-harness';
+import { GS_BASE64, type Bitness } from './native-harness';
 
 /** Bytes identity-mapped from linear 0. */
 export const IDENTITY_BYTES = 16 << 20;
@@ -37,7 +37,9 @@ export interface TestMachine {
 /**
  * Creates a CPL-0 flat machine of `bitness` (64: IA-32e 64-bit mode; 32:
  * protected mode, PAE paging) with `IDENTITY_BYTES` of identity-mapped RAM
- * and `interceptExceptions` = all vectors; the 4 KiB pages at the linear
+ * and `interceptExceptions` = all vectors (64-bit: CS/DS/ES/SS hidden bases
+ * are junk, which 64-bit mode ignores, and GS base = `GS_BASE64`, as in the
+ * native harness); the 4 KiB pages at the linear
  * addresses in `unmapped` are not present. See `resetSegments` for 16-bit
  * code and CPL 3.
  */
@@ -76,6 +78,14 @@ export function createMachine(bitness: Bitness, unmapped: number[] = []): TestMa
   s.cr0 = 0x80000000 | 0x1 | 0x10 | 0x20 | 0; // PG, PE, ET, NE
   s.cpl = 0;
   resetSegments(cpu, bitness, 0);
+  if (bitness === 64) {
+    // 64-bit mode ignores the bases of CS, DS, ES and SS (SDM vol. 3 §3.4.4): give them junk to prove it.
+    for (const seg of [0, 1, 2, 3]) {
+      const st = cpu.state;
+      cpu.setSegmentRaw(seg, st.segSel[seg], 0x12345000, 0, st.segLimit[seg], st.segAttr[seg]);
+    }
+    cpu.setSegmentRaw(5, 0, GS_BASE64, 0, 0xffffffff, DATA32);
+  }
   cpu.interceptExceptions = -1;
   cpu.stateChanged();
   cpu.flushCodeCache();

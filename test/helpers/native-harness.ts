@@ -39,6 +39,8 @@ export const SCRATCH_BASE = 0x00200000;
 export const SCRATCH_SIZE = 0x1000;
 /** Control page: register inputs/outputs of the native driver (engine does not need it). */
 export const CTRL_BASE = 0x00203000;
+/** GS base in 64-bit runs (set with arch_prctl natively, in the GS cache in the engine). */
+export const GS_BASE64 = 0x001f0000;
 /** Pages next to the scratch buffer that are never mapped (page-fault cases use them). */
 export const UNMAPPED_PAGES = [0x001ff000, 0x00201000];
 /** Linear address where `.casebody` (every case's code) is linked. */
@@ -165,6 +167,11 @@ const DRIVER_C = String.raw`
 #include <string.h>
 #include <sys/mman.h>
 #include <ucontext.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#ifdef __x86_64__
+#include <asm/prctl.h>
+#endif
 
 #define SCRATCH ((unsigned char *)0x${SCRATCH_BASE.toString(16)}UL)
 #define SCRATCH_SIZE ${SCRATCH_SIZE}
@@ -211,6 +218,9 @@ int main(void) {
   static unsigned char altstack[1 << 16];
   stack_t ss = { .ss_sp = altstack, .ss_size = sizeof altstack, .ss_flags = 0 };
   if (sigaltstack(&ss, 0)) { perror("sigaltstack"); return 2; }
+#ifdef __x86_64__
+  if (syscall(SYS_arch_prctl, ARCH_SET_GS, 0x${GS_BASE64.toString(16)}UL)) { perror("arch_prctl"); return 2; }
+#endif
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_sigaction = on_signal;

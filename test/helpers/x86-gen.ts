@@ -14,7 +14,7 @@
  * table, `UNDEFINED`, and only those (plus a destination the SDM leaves
  * undefined, e.g. BSF with a zero source) are excluded from comparison.
  */
-import { SCRATCH_BASE, SCRATCH_SIZE, UNMAPPED_PAGES, type Bitness } from './native-harness';
+import { GS_BASE64, SCRATCH_BASE, SCRATCH_SIZE, UNMAPPED_PAGES, type Bitness } from './native-harness';
 
 export const CF = 0x1;
 export const PF = 0x4;
@@ -157,6 +157,8 @@ export const UNDEFINED: Record<string, UndefRule> = {
   stack: none,
   /** Self-modifying code: an instruction executed, then rewritten, then executed again after a jump. */
   smc: none,
+  /** Segment overrides in 64-bit mode: GS adds its base, ES/CS/SS/DS are ignored, LEA ignores all. */
+  segbase: none,
   daa: fixed(OF),
   das: fixed(OF),
   aaa: fixed(OF | SF | ZF | PF),
@@ -1384,6 +1386,58 @@ function templates(bitness: Bitness): Template[] {
         };
       },
     });
+
+  // Segment overrides in 64-bit mode.
+  if (bitness === 64)
+    for (const form of [
+      'gs-rmw',
+      'gs-load',
+      'gs-store',
+      'gs-lea',
+      'gs-movs',
+      'gs-a32',
+      'es-ignored',
+      'ss-ignored',
+    ])
+      T.push({
+        cls: 'segbase',
+        width: 64,
+        make(b) {
+          const w: Width = b.rng.pick([8, 16, 32, 64] as Width[]);
+          const sx = SUFFIX[w];
+          const off = 0x400 + b.rng.int(0x800);
+          if (form === 'gs-movs') {
+            for (const r of [1, 6, 7]) b.claim(r);
+            b.setReg(6, BigInt(SCRATCH_BASE + off - GS_BASE64));
+            b.setReg(7, BigInt(SCRATCH_BASE + 0x100 + b.rng.int(0x100)));
+            b.setReg(1, BigInt(b.rng.int(12)));
+            return { form, body: `rep movs${sx} %gs:(%rsi), %es:(%rdi)`, flags: b.flags(false) };
+          }
+          const r = b.reg(w);
+          b.set(r, w, value(b.rng, w));
+          const base = b.reg(64, [4]);
+          const disp = b.rng.int(256) - 128;
+          const seg = form.startsWith('gs') ? GS_BASE64 : 0;
+          const prefix = form.startsWith('gs') ? '%gs:' : form === 'es-ignored' ? '%es:' : '%ss:';
+          if (form === 'gs-a32') {
+            // 32-bit address: the offset wraps at 4 GiB before the GS base is added
+            b.setReg(base.idx, BigInt(SCRATCH_BASE + off - seg - disp) | (b.rng.u64() & 0xffffffff00000000n));
+            const e = R32[base.idx];
+            return { form, body: `add${sx} ${r.name}, %gs:${disp}(%${e})` };
+          }
+          b.setReg(base.idx, BigInt(SCRATCH_BASE + off - seg - disp));
+          const m = `${prefix}${disp}(${base.name})`;
+          const body: Record<string, string> = {
+            'gs-rmw': `${b.rng.bool(0.3) ? 'lock ' : ''}add${sx} ${r.name}, ${m}`,
+            'gs-load': `mov${sx} ${m}, ${r.name}`,
+            'gs-store': `mov${sx} ${r.name}, ${m}`,
+            'gs-lea': `leaq ${m}, ${base.name}`,
+            'es-ignored': `xor${sx} ${r.name}, ${m}`,
+            'ss-ignored': `sub${sx} ${m}, ${r.name}`,
+          };
+          return { form, body: body[form] };
+        },
+      });
 
   // Stack instructions: RSP points into the scratch page.
   {
