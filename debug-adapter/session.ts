@@ -30,6 +30,8 @@ import type { DomainConfig, FilterId, Machine, Stop, VcpuRegisters } from '../en
 import { compileExpr, ExprError, type CompiledExpr, type ExprContext } from '../engine/debug/expr';
 import { describeHypercall, FILTER_IDS } from '../engine/debug/filters';
 import { DebugInfo } from '../engine/debug/debug-info';
+import { isElf } from '../engine/image/elf';
+import { SymbolTable } from '../engine/image/symbols';
 import { errnoName } from '../engine/debug/xen-names';
 import { unwindStack } from '../engine/debug/unwind';
 import { decode, hexBytes, type DecodedInstruction } from './disasm';
@@ -358,15 +360,27 @@ export class PvscopeSession extends DebugSession {
   private startMachine(args: unknown): void {
     const plan = validateLaunchArgs(args, this.opts.xlParser?.());
     const symbols = new DebugInfo();
-    const loadSyms = (path: string, offset: bigint, key: string, required: boolean): void => {
+    const loadSyms = (path: string, offset: bigint, key: string): void => {
       try {
-        symbols.addElf(readFileSync(path), offset, path);
+        for (const w of symbols.addFile(readFileSync(path), offset, path)) warnings.push(w);
       } catch (e) {
-        if (required) throw new LaunchError(key, `cannot read symbols from ${path}: ${(e as Error).message}`);
+        throw new LaunchError(key, `cannot read symbols from ${path}: ${(e as Error).message}`);
       }
     };
-    if (typeof plan.config.kernel === 'string') loadSyms(plan.config.kernel, 0n, 'kernel', false);
-    plan.symbols.forEach((s, i) => loadSyms(s.path, s.offset, `symbols[${i}]`, true));
+    const warnings: string[] = [];
+    let kernelSymbols = false;
+    if (typeof plan.config.kernel === 'string') {
+      try {
+        const bytes = readFileSync(plan.config.kernel);
+        if (isElf(bytes)) {
+          for (const w of symbols.addFile(bytes, 0n, plan.config.kernel)) warnings.push(w);
+          kernelSymbols = true;
+        }
+      } catch (e) {
+        warnings.push(`${plan.config.kernel}: symbols not usable: ${(e as Error).message}`);
+      }
+    }
+    plan.symbols.forEach((s, i) => loadSyms(s.path, s.offset, `symbols[${i}]`));
     let machine: Machine;
     try {
       machine = this.opts.createMachine()(plan.config);
@@ -375,6 +389,11 @@ export class PvscopeSession extends DebugSession {
       const attr = /ramdisk|initrd/i.test(msg) ? 'ramdisk' : /disk/i.test(msg) ? 'disks' : 'kernel';
       throw new LaunchError(attr, `the guest could not be built: ${msg}`);
     }
+    // A kernel that is not a plain ELF (bzImage): use the symbols the engine found in the image.
+    const imageSymbols = (machine as Machine & { symbols?: unknown }).symbols;
+    if (!kernelSymbols && imageSymbols instanceof SymbolTable && imageSymbols.size > 0)
+      symbols.addSymbols(imageSymbols);
+    for (const w of warnings) this.sendEvent(new OutputEvent(`pvscope: ${w}\n`, 'console'));
     this.machine = machine;
     this.plan = plan;
     this.launchArgs = args;
@@ -1294,26 +1313,80 @@ export class PvscopeSession extends DebugSession {
 
   private unwind(vcpu: number, max: number): { pc: bigint; sp: bigint; fp: bigint }[] {
     const m = this.need();
-    const w = this.bits() === 64 ? 8 : 4;
-    return unwindStack({
-      pc: this.reg(vcpu, 'pc'),
-      sp: this.reg(vcpu, 'sp'),
-      fp: this.reg(vcpu, 'fp'),
-      wordSize: w,
-      maxFrames: max,
-      read: (a, size) => {
-        const b = m.readMemory('virtual', a, size, vcpu);
-        if (b.length < size) return undefined;
-        let v = 0n;
-        for (let i = size - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
-        return v;
-      },
-      functionOffset: (pc) => this.symbols.lookup(pc)?.offset,
-      isReturn: (pc) => {
-        const b = m.readMemory('virtual', pc, 1, vcpu);
-        return b.length === 1 && (b[0] === 0xc3 || b[0] === 0xc2);
-      },
+    const is64 = this.bits() === 64;
+    const w = is64 ? 8 : 4;
+    const read = (a: bigint, size: number): bigint | undefined => {
+      const b = m.readMemory('virtual', a, size, vcpu);
+      if (b.length < size) return undefined;
+      let v = 0n;
+      for (let i = size - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
+      return v;
+    };
+    // DWARF register numbers (System V psABI): x86-64 rax rdx rcx rbx rsi rdi rbp rsp r8-r15; i386 eax ecx edx ebx esp ebp esi edi.
+    const dwarfNames = is64
+      ? [
+          'rax',
+          'rdx',
+          'rcx',
+          'rbx',
+          'rsi',
+          'rdi',
+          'rbp',
+          'rsp',
+          'r8',
+          'r9',
+          'r10',
+          'r11',
+          'r12',
+          'r13',
+          'r14',
+          'r15',
+        ]
+      : ['eax', 'ecx', 'edx', 'ebx', 'esp', 'ebp', 'esi', 'edi'];
+    const spReg = is64 ? 7 : 4;
+    const fpReg = is64 ? 6 : 5;
+    const regs0 = this.regs(vcpu);
+    let regs = new Map<number, bigint>();
+    dwarfNames.forEach((n, i) => {
+      if (regs0[n] !== undefined) regs.set(i, regs0[n]);
     });
+    const frames: { pc: bigint; sp: bigint; fp: bigint }[] = [];
+    let pc = this.reg(vcpu, 'pc');
+    let sp = this.reg(vcpu, 'sp');
+    let fp = this.reg(vcpu, 'fp');
+    frames.push({ pc, sp, fp });
+    // Call frame information first (where the image has it), frame pointers for the rest.
+    while (frames.length < max) {
+      const st = this.symbols.cfiStep(pc, (r) => regs.get(r), read, frames.length > 1);
+      if (!st) break;
+      if (st.returnAddress === undefined || st.returnAddress === 0n) return frames;
+      const next = new Map(regs);
+      for (const [k, v] of st.registers) next.set(k, v);
+      next.set(spReg, st.cfa);
+      regs = next;
+      pc = st.returnAddress;
+      sp = st.cfa;
+      fp = regs.get(fpReg) ?? fp;
+      frames.push({ pc, sp, fp });
+    }
+    if (frames.length >= max) return frames;
+    const innermost = frames.length === 1;
+    const rest = unwindStack({
+      pc,
+      sp,
+      fp,
+      wordSize: w,
+      maxFrames: max - frames.length + 1,
+      read: (a, size) => read(a, size),
+      functionOffset: innermost ? (p) => this.symbols.lookup(p)?.offset : undefined,
+      isReturn: innermost
+        ? (p) => {
+            const b = m.readMemory('virtual', p, 1, vcpu);
+            return b.length === 1 && (b[0] === 0xc3 || b[0] === 0xc2);
+          }
+        : undefined,
+    });
+    return frames.concat(rest.slice(1));
   }
 
   private stackTrace(args: DebugProtocol.StackTraceArguments): DebugProtocol.StackTraceResponse['body'] {

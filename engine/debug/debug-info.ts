@@ -4,28 +4,57 @@
  * of extra `symbols` ELF files, each with a load offset (bytes added to every
  * address).
  */
-import { isElf, parseElf } from '../image/elf';
 import { SymbolTable, type SymbolLookup } from '../image/symbols';
-import { LineTable, type SourceLocation } from '../image/dwarf';
+import type { LineTable, SourceLocation } from '../image/dwarf';
+import type { CallFrameInfo, UnwindStep } from '../image/cfi';
+import { loadSymbolFile } from '../image/debug-info';
 
 /** Symbols and line tables over any number of ELF files. */
 export class DebugInfo {
   readonly symbols = new SymbolTable();
   private readonly lines: LineTable[] = [];
+  private readonly frames: CallFrameInfo[] = [];
 
   /**
-   * Adds an ELF file's symbols and line tables, shifted by `offset` bytes.
-   * Returns false (adding nothing) when `bytes` is not ELF. Throws Error
-   * (ImageError) when the ELF or its DWARF is malformed; symbols already read
-   * from a file whose DWARF is malformed are kept.
+   * Adds a symbol file through engine/image `loadSymbolFile`: an ELF (also
+   * inside a bzImage or gzip) gives symbols, DWARF line table and call frame
+   * information; other files are read as kallsyms/System.map text. `offset`
+   * (bytes) is added to every address. Returns the loader's warnings (e.g.
+   * unusable DWARF). Throws ImageError when the file is unreadable.
    */
-  addElf(bytes: Uint8Array, offset = 0n, source?: string): boolean {
-    if (!isElf(bytes)) return false;
-    const elf = parseElf(bytes);
-    this.symbols.merge(SymbolTable.fromElf(elf, { offset, source }));
-    const lt = LineTable.fromElf(elf, offset);
-    if (lt.files().length > 0) this.lines.push(lt);
-    return true;
+  addFile(bytes: Uint8Array, offset = 0n, name?: string): string[] {
+    const f = loadSymbolFile(bytes, { name, offset });
+    this.symbols.merge(f.symbols);
+    if (f.lines && f.lines.files().length > 0) this.lines.push(f.lines);
+    if (f.frames) this.frames.push(f.frames);
+    return f.warnings;
+  }
+
+  /** Adds an already built symbol table (e.g. the one the engine read from the kernel image). */
+  addSymbols(table: SymbolTable): void {
+    this.symbols.merge(table);
+  }
+
+  /**
+   * One CFI unwinding step at `pc` (engine/image/cfi.ts), from the first file
+   * whose call frame information covers it; undefined when none does or a
+   * needed value is unknown. `callerFrame`: `pc` is a return address.
+   */
+  cfiStep(
+    pc: bigint,
+    readReg: (reg: number) => bigint | undefined,
+    readMem: (addr: bigint, size: number) => bigint | undefined,
+    callerFrame: boolean,
+  ): UnwindStep | undefined {
+    for (const f of this.frames) {
+      if (!f.findFde(callerFrame ? pc - 1n : pc)) continue;
+      try {
+        return f.unwindStep(pc, readReg, readMem, callerFrame);
+      } catch {
+        return undefined;
+      }
+    }
+    return undefined;
   }
 
   /** True when some file carried DWARF line information. */
