@@ -31,6 +31,7 @@ import {
   LF_INC,
   LF_LOGIC,
   LF_MUL,
+  LF_IMUL64,
   LF_SAR,
   LF_SHL,
   LF_SHR,
@@ -767,6 +768,21 @@ class Gen {
     if ((op >= 0xc0 && op <= 0xc1) || (op >= 0xd0 && op <= 0xd1)) {
       return this.shift(d);
     }
+    if ((op === 0x69 || op === 0x6b || op === 0x1af) && s === 8) {
+      const a = this.local(`a${k}`),
+        ah = this.local(`ah${k}`),
+        b = this.local(`b${k}`),
+        bh = this.local(`bh${k}`),
+        r = this.local(`r${k}`),
+        rh = this.local(`rh${k}`);
+      if (!this.readRM(d, 8, a, ah, false)) return false;
+      if (op === 0x1af) this.emit(`${b} = R[${d.reg}]; ${bh} = H[${d.reg}];`);
+      else this.emit(`${b} = ${d.imm}; ${bh} = ${d.imm >> 31};`);
+      this.emit(`${r} = cpu.mul64(${a}, ${ah}, ${b}, ${bh}); ${rh} = cpu.tmpHi;`);
+      this.setReg(8, d.reg, r, rh, d);
+      this.prod = { kind: LF_IMUL64, s: 8, a, b, r, ah, bh, rh, c: '' };
+      return true;
+    }
     if (op === 0x69 || op === 0x6b || op === 0x1af) {
       if (s !== 4) return false;
       const a = this.local(`a${k}`),
@@ -875,6 +891,7 @@ class Gen {
     const k = this.k;
     const g = d.reg & 7;
     const s = d.op & 1 ? d.osz : 1;
+    if (s === 8) return this.shift64(d);
     if (s !== 4) return false;
     const cnt = d.op >= 0xd0 ? 1 : d.imm & 31;
     if (g === 2 || g === 3) return false;
@@ -922,6 +939,40 @@ class Gen {
       }
     }
     return false;
+  }
+
+  /** SHL/SHR/SAR r/m64 by an immediate (or 1): flags stay lazy (64-bit shift kinds). */
+  private shift64(d: Insn): boolean {
+    const k = this.k;
+    const g = d.reg & 7;
+    if (g < 4) return false;
+    const c = d.op >= 0xd0 ? 1 : d.imm & 63;
+    const a = this.local(`a${k}`),
+      ah = this.local(`ah${k}`),
+      r = this.local(`r${k}`),
+      rh = this.local(`rh${k}`);
+    if (!this.readRM(d, 8, a, ah, true)) return false;
+    if (c === 0) return true;
+    let kind: number;
+    if (g === 5) {
+      kind = LF_SHR;
+      if (c < 32) this.emit(`${r} = (${a} >>> ${c}) | (${ah} << ${32 - c}); ${rh} = (${ah} >>> ${c}) | 0;`);
+      else if (c === 32) this.emit(`${r} = ${ah}; ${rh} = 0;`);
+      else this.emit(`${r} = (${ah} >>> ${c - 32}) | 0; ${rh} = 0;`);
+    } else if (g === 7) {
+      kind = LF_SAR;
+      if (c < 32) this.emit(`${r} = (${a} >>> ${c}) | (${ah} << ${32 - c}); ${rh} = ${ah} >> ${c};`);
+      else if (c === 32) this.emit(`${r} = ${ah}; ${rh} = ${ah} >> 31;`);
+      else this.emit(`${r} = ${ah} >> ${c - 32}; ${rh} = ${ah} >> 31;`);
+    } else {
+      kind = LF_SHL;
+      if (c < 32) this.emit(`${r} = ${a} << ${c}; ${rh} = (${ah} << ${c}) | (${a} >>> ${32 - c});`);
+      else if (c === 32) this.emit(`${r} = 0; ${rh} = ${a};`);
+      else this.emit(`${r} = 0; ${rh} = ${a} << ${c - 32};`);
+    }
+    this.writeRM(d, 8, r, rh);
+    this.prod = { kind, s: 8, a, b: `${c}`, r, ah, bh: '0', rh, c: '' };
+    return true;
   }
 
   /** Emits a terminator inline. Returns false for the generic path. */

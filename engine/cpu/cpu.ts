@@ -49,6 +49,8 @@ export const LF_SHR = 7;
 export const LF_SAR = 8;
 /** IMUL: flags from the result, CF=OF=lfCf. */
 export const LF_MUL = 9;
+/** 64-bit IMUL (2/3-operand): CF=OF computed on demand from lfA/lfAH * lfB/lfBH. */
+export const LF_IMUL64 = 10;
 
 const FAULT = { cpuFault: true };
 
@@ -172,8 +174,6 @@ export class Cpu implements CpuInternals {
   private pendExit = 0;
   /** The faulting/exiting instruction completes (trap): RIP after it, counted as retired. */
   private pendTrap = false;
-  /** Fault raised while delivering an exception (nesting depth). */
-  private delivering = 0;
 
   constructor(mem: MachineMemory) {
     this.mem = mem;
@@ -195,7 +195,10 @@ export class Cpu implements CpuInternals {
     const kind = op & 15;
     const sz = op >> 4;
     let f = 0;
-    if (sz === 3 && kind <= LF_DEC) {
+    if (
+      sz === 3 &&
+      (kind <= LF_DEC || kind === LF_SHL || kind === LF_SHR || kind === LF_SAR || kind >= LF_MUL)
+    ) {
       const a = this.lfA,
         ah = this.lfAH,
         b = this.lfB,
@@ -226,6 +229,30 @@ export class Cpu implements CpuInternals {
           if ((r & 0xf) === 0xf) f |= 0x10;
           if (rh === 0x7fffffff && r === -1) f |= 0x800;
           break;
+        case LF_SHL: {
+          const n = 64 - b;
+          const cf = n < 32 ? (a >>> n) & 1 : (ah >>> (n - 32)) & 1;
+          f |= cf;
+          if ((rh >>> 31) ^ cf) f |= 0x800;
+          break;
+        }
+        case LF_SHR:
+          f |= b - 1 < 32 ? (a >>> (b - 1)) & 1 : (ah >>> (b - 33)) & 1;
+          if (ah < 0) f |= 0x800;
+          break;
+        case LF_SAR:
+          f |= b - 1 < 32 ? (a >>> (b - 1)) & 1 : (ah >> (b - 33)) & 1;
+          break;
+        case LF_MUL:
+          if (this.lfCf) f |= 0x801;
+          break;
+        case LF_IMUL64: {
+          // Cold: the full signed product decides CF/OF.
+          const big = (l: number, h: number) => (BigInt(h) << 32n) | BigInt(l >>> 0);
+          const p = big(a, ah) * big(b, bh);
+          if (BigInt.asIntN(64, p) !== p) f |= 0x801;
+          break;
+        }
       }
       return f;
     }
@@ -361,9 +388,10 @@ export class Cpu implements CpuInternals {
     this.defSize = m === 5 ? 8 : m === 2 || m === 4 ? 4 : 2;
     let flat = true;
     if (m !== 5) {
-      for (const sg of [0, 2, 3]) {
-        if (s.segBaseLo[sg] !== 0 || s.segLimit[sg] !== 0xffffffff) flat = false;
-      }
+      const b = s.segBaseLo,
+        l = s.segLimit;
+      if ((b[0] | b[2] | b[3]) !== 0 || l[0] !== 0xffffffff || l[2] !== 0xffffffff || l[3] !== 0xffffffff)
+        flat = false;
       if (!(s.segAttr[2] & 0x400)) flat = false;
     }
     this.flat = flat;
@@ -468,16 +496,19 @@ export class Cpu implements CpuInternals {
     return this.fault(13, 0);
   }
 
+  /**
+   * Delivers `vector` through the IDT now (RIP = the faulting instruction,
+   * as set by the driver). Nested faults escalate as in `run`; a resulting
+   * exit (intercepted nested exception, shutdown) is returned by the next
+   * `run` call. For #PF the driver sets CR2 first.
+   */
   injectException(vector: number, errorCode: number): void {
-    const s = this.state;
-    try {
-      this.delivering++;
-      systemOps.deliverInterrupt(this, vector, errorCode, false, s.ripLo, s.ripHi);
-    } finally {
-      this.delivering--;
-      this.stateChanged();
-    }
+    const r = this.deliverException(vector, errorCode, false, 0);
+    if (r >= 0) this.deferredExit = r;
   }
+
+  /** Exit produced outside `run` (by injectException), returned by the next `run`. */
+  private deferredExit = -1;
 
   deliverInterrupt(
     vector: number,
@@ -1222,6 +1253,11 @@ export class Cpu implements CpuInternals {
     this.watchHit = false;
     if (!(budget >= 1)) budget = 1;
     if (this.singleStep) budget = 1;
+    if (this.deferredExit >= 0) {
+      const r = this.deferredExit;
+      this.deferredExit = -1;
+      return r;
+    }
     let remaining = budget;
     let first = true;
     if (s.halted) return 6;
@@ -1409,6 +1445,23 @@ export class Cpu implements CpuInternals {
     const t = this.state.instructionsRetired * this.tscPerInstruction + this.tscOffset;
     this.tmpHi = Math.floor(t / 4294967296) | 0;
     return (t % 4294967296) | 0;
+  }
+
+  /** Low 64 bits of (a, ah) * (b, bh) (any signedness); high half in tmpHi. SDM IMUL (truncated forms). */
+  mul64(a: number, ah: number, b: number, bh: number): number {
+    const a0 = a & 0xffff,
+      a1 = a >>> 16,
+      b0 = b & 0xffff,
+      b1 = b >>> 16;
+    const p00 = a0 * b0,
+      p01 = a0 * b1,
+      p10 = a1 * b0,
+      p11 = a1 * b1;
+    const mid = (p00 >>> 16) + (p01 & 0xffff) + (p10 & 0xffff);
+    const lo = ((mid & 0xffff) << 16) | (p00 & 0xffff);
+    const hi = p11 + (p01 >>> 16) + (p10 >>> 16) + (mid >>> 16);
+    this.tmpHi = (hi + Math.imul(a, bh) + Math.imul(ah, b)) | 0;
+    return lo;
   }
 
   /** Executes one decoded instruction through the generic implementation (used by compiled blocks for rare instructions). */

@@ -12,7 +12,17 @@
  * instruction stopped early to be resumed (RIP left at it).
  */
 import type { Cpu } from './cpu';
-import { ARITH_FLAGS, isTerminator, LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SUB, PARITY } from './cpu';
+import {
+  ARITH_FLAGS,
+  isTerminator,
+  LF_ADD,
+  LF_DEC,
+  LF_IMUL64,
+  LF_INC,
+  LF_LOGIC,
+  LF_SUB,
+  PARITY,
+} from './cpu';
 import type { Insn } from './decoder';
 import { systemOps } from './system';
 import { DescOp } from './system-hooks';
@@ -1341,11 +1351,11 @@ function imul2(cpu: Cpu, d: Insn, s: number, a: number, ah: number, b: number, b
     lo = Math.imul(a, b);
     of = a * b !== lo;
   } else {
-    const p = toBigS(a, ah) * toBigS(b, bh);
-    const t = BigInt.asIntN(64, p);
-    lo = loOf(t);
-    hi = hiOf(t);
-    of = t !== p;
+    lo = cpu.mul64(a, ah, b, bh);
+    hi = cpu.tmpHi;
+    setR(cpu, d, s, d.reg, lo, hi);
+    setLazy(cpu, LF_IMUL64, 8, a, b, lo, ah, bh, hi);
+    return;
   }
   setR(cpu, d, s, d.reg, lo, hi);
   cpu.setArith((of ? 0x801 : 0) | szp(s, lo, hi));
@@ -1784,6 +1794,7 @@ function exec0f(cpu: Cpu, d: Insn): number {
     }
     case 0x1ae: {
       const g = d.reg & 7;
+      if (d.rep) return ud(cpu, d); // F2/F3 forms (RDFSBASE..., PTWRITE, UMONITOR...) not supported
       if (d.mod === 3) {
         if (g >= 5) return 1; // LFENCE / MFENCE / SFENCE
         return ud(cpu, d); // RDFSBASE etc. not supported
