@@ -143,6 +143,34 @@ describe('debug adapter on a test machine', function () {
     );
   });
 
+  it('loads kallsyms/System.map symbol files with a load offset', async () => {
+    const syms = scratchFile('System.map', '0000000000000100 T start_here\n0000000000000200 t helper_fn\n');
+    await launchToEntry(dc, { symbols: [{ path: syms, offset: '0xf00' }] });
+    let f = (await dc.stackTraceRequest({ threadId: 1 })).body.stackFrames[0];
+    assert.equal(f.name, 'start_here');
+    const fb = await dc.setFunctionBreakpointsRequest({ breakpoints: [{ name: 'helper_fn' }] });
+    assert.equal(fb.body.breakpoints[0].verified, true);
+    assert.equal(fb.body.breakpoints[0].instructionReference, '0x1100');
+    await Promise.all([dc.continueRequest({ threadId: 1 }), dc.waitForEvent('stopped')]);
+    const st = (await dc.stackTraceRequest({ threadId: 1 })).body.stackFrames;
+    assert.equal(st[0].name, 'helper_fn');
+    assert.equal(st[1].name, 'start_here+0x26');
+    const r = await dc.evaluateRequest({ expression: 'helper_fn + 1', context: 'watch', frameId: 0 });
+    assert.match(r.body.result, /^0x1101 \(4353\) <helper_fn\+0x1>/);
+  });
+
+  it('fails a launch with an unreadable symbols file, naming the entry', async () => {
+    await dc.initializeRequest();
+    const bin = scratchFile('junk.sym', new Uint8Array([0, 1, 2, 3, 0, 0]));
+    await assert.rejects(
+      dc.launchRequest({
+        kernel: scratchFile('k2.bin', 'x'),
+        symbols: [bin],
+      } as DebugProtocol.LaunchRequestArguments),
+      /'symbols\[0\]': cannot read symbols/,
+    );
+  });
+
   it('stops on entry, single-steps and steps over a call', async () => {
     const ev = await launchToEntry(dc);
     assert.equal(ev.body.reason, 'entry');
