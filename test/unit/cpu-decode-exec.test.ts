@@ -128,6 +128,8 @@ interface ExecStats {
   exitLengthChecked: number;
   /** Core instructions (see CORE_FEATURES) the engine raised #UD for: count and first encoding. */
   engineUdCore: Map<string, { count: number; example: string }>;
+  /** Non-core instructions (features the engine's CPUID does not promise) that completed. */
+  nonCoreDone: Map<string, { count: number; example: string }>;
   /** Problems grouped by kind: count and a few examples each. */
   failures: Map<string, { count: number; examples: string[] }>;
 }
@@ -187,6 +189,7 @@ function runExec(bits: DecodeBitness, buffers: Iterable<Uint8Array>): ExecStats 
     invalidChecked: 0,
     exitLengthChecked: 0,
     engineUdCore: new Map(),
+    nonCoreDone: new Map(),
     failures: new Map(),
   };
   const fail = (kind: string, msg: string) => {
@@ -237,6 +240,12 @@ function runExec(bits: DecodeBitness, buffers: Iterable<Uint8Array>): ExecStats 
     }
     const name = `${Mnemonic[instr.mnemonic]} [${hex(buf, instr.length)}]`;
     const core = Array.from(instr.cpuidFeatures()).every((f) => CORE_FEATURES.has(f));
+    if (!core && (r === ExitReason.STEP || r === ExitReason.PRIVILEGED)) {
+      const k = Mnemonic[instr.mnemonic];
+      const e = st.nonCoreDone.get(k) ?? { count: 0, example: hex(buf, instr.length) };
+      e.count++;
+      st.nonCoreDone.set(k, e);
+    }
     switch (r) {
       case ExitReason.STEP: {
         const repString =
@@ -341,6 +350,11 @@ describe('CPU executes random encodings consistently with iced-x86 (single-step,
       if (ud.length)
         console.log(
           `      core instructions the engine raises #UD for: ${ud.map(([k, e]) => `${k} x${e.count} [${e.example}]`).join(', ')}`,
+        );
+      const done = [...st.nonCoreDone.entries()].sort((a, b) => b[1].count - a[1].count);
+      if (done.length)
+        console.log(
+          `      non-core instructions the engine executed: ${done.map(([k, e]) => `${k} x${e.count} [${e.example}]`).join(', ')}`,
         );
       const total = [...st.failures.values()].reduce((a, f) => a + f.count, 0);
       const text = [...st.failures.entries()]
