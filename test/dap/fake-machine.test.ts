@@ -517,6 +517,71 @@ describe('debug adapter on a test machine', function () {
     assert.equal(t.body.threads.length, 1);
   });
 
+  it('survives every request with ill-typed arguments', async () => {
+    await launchToEntry(dc);
+    const commands = [
+      'setBreakpoints',
+      'setFunctionBreakpoints',
+      'setInstructionBreakpoints',
+      'setExceptionBreakpoints',
+      'dataBreakpointInfo',
+      'setDataBreakpoints',
+      'stackTrace',
+      'scopes',
+      'variables',
+      'setVariable',
+      'evaluate',
+      'next',
+      'stepIn',
+      'stepOut',
+      'readMemory',
+      'writeMemory',
+      'disassemble',
+      'exceptionInfo',
+      'pvscope/descriptorTables',
+      'pvscope/pageTable',
+      'pvscope/walk',
+      'pvscope/xenstore',
+      'pvscope/consoleInput',
+    ];
+    const bad: unknown[] = [
+      null,
+      7,
+      'x',
+      [1, 2],
+      {
+        threadId: 'one',
+        frameId: {},
+        breakpoints: 'no',
+        memoryReference: {},
+        count: 'many',
+        vcpu: -1,
+        va: [],
+        root: {},
+        text: 5,
+        path: 9,
+        expression: 3,
+        filters: 'all',
+        source: 4,
+        name: null,
+        variablesReference: 'r',
+      },
+    ];
+    for (const c of commands) {
+      for (const a of bad) {
+        try {
+          await dc.customRequest(c, a);
+        } catch {
+          /* an error response is fine */
+        }
+      }
+    }
+    const t = await dc.threadsRequest();
+    assert.equal(t.body.threads.length, 1);
+    const st = await dc.customRequest('pvscope/status');
+    assert.equal(typeof st.body.instructionsRetired, 'number');
+  });
+
   it('forwards guest console output and ends on terminate', async () => {
     const outputs: DebugProtocol.OutputEvent[] = [];
     dc.on('output', (e: DebugProtocol.OutputEvent) => outputs.push(e));
