@@ -109,10 +109,7 @@ describe('debug adapter on PV test kernels (real engine)', function () {
     assert.ok(err && (Number(err[1]) & 2) !== 0, info.body.details!.stackTrace);
   });
 
-  // Pending: the engine's CPU does not report writes to a watched page yet (Machine.addDataBreakpoint
-  // returns an id but run/step never return a data-breakpoint stop); the adapter side is covered
-  // by the test machine in fake-machine.test.ts and lines.test.ts.
-  it.skip('stops on a data breakpoint on a guest variable (pending: engine watchpoints do not fire)', async () => {
+  it('stops on a data breakpoint on a guest variable', async () => {
     await launch(asmGuest);
     const info = await dc.dataBreakpointInfoRequest({ name: 'counter' });
     assert.ok(info.body.dataId, info.body.description);
