@@ -26,7 +26,14 @@ import {
   Thread,
 } from '@vscode/debugadapter';
 import type { DebugProtocol } from '@vscode/debugprotocol';
-import type { DomainConfig, FilterId, Machine, Stop, VcpuRegisters } from '../engine/machine-api';
+import type {
+  DescriptorEntry,
+  DomainConfig,
+  FilterId,
+  Machine,
+  Stop,
+  VcpuRegisters,
+} from '../engine/machine-api';
 import { compileExpr, ExprError, type CompiledExpr, type ExprContext } from '../engine/debug/expr';
 import { describeHypercall, FILTER_IDS } from '../engine/debug/filters';
 import { DebugInfo } from '../engine/debug/debug-info';
@@ -1507,9 +1514,25 @@ export class PvscopeSession extends DebugSession {
         },
       ];
     }
-    const regs = this.regs(vcpu);
+    const regs = { ...this.regs(vcpu) };
+    // Registers reported only as `name.field` (e.g. gdtr.base, gdtr.limit) get a parent `name`.
+    for (const k of Object.keys(regs)) {
+      const dot = k.indexOf('.');
+      if (dot > 0 && regs[k.slice(0, dot)] === undefined && regs[`${k.slice(0, dot)}.base`] !== undefined)
+        regs[k.slice(0, dot)] = regs[`${k.slice(0, dot)}.base`];
+    }
     const keys = Object.keys(regs);
     const top = keys.filter((k) => !k.includes('.') || !keys.includes(k.slice(0, k.indexOf('.'))));
+    // Descriptor caches of segment registers the engine does not report itself, from the GDT/LDT.
+    let tables: { gdt: DescriptorEntry[]; ldt: DescriptorEntry[] } | undefined;
+    const descriptorOf = (sel: number): DescriptorEntry | undefined => {
+      try {
+        tables ??= { gdt: this.need().gdt(vcpu), ldt: this.need().ldt(vcpu) };
+      } catch {
+        return undefined;
+      }
+      return ((sel & 4) !== 0 ? tables.ldt : tables.gdt).find((d) => d.index === sel >> 3);
+    };
     const rank = (k: string): number => {
       const i = REGISTER_ORDER.indexOf(k);
       return i < 0 ? REGISTER_ORDER.length : i;
@@ -1533,6 +1556,30 @@ export class PvscopeSession extends DebugSession {
             value: String(Number((v >> BigInt(bit)) & ((1n << BigInt(width)) - 1n))),
             variablesReference: 0,
           });
+      }
+      if (['cs', 'ds', 'es', 'fs', 'gs', 'ss'].includes(k) && !keys.some((c) => c.startsWith(k + '.'))) {
+        const sel = Number(v & 0xffffn);
+        children.push(
+          { name: 'index', value: String(sel >> 3), variablesReference: 0 },
+          { name: 'table', value: (sel & 4) !== 0 ? 'LDT' : 'GDT', variablesReference: 0 },
+          { name: 'rpl', value: String(sel & 3), variablesReference: 0 },
+        );
+        const d = sel >> 2 !== 0 ? descriptorOf(sel) : undefined;
+        if (d) {
+          children.push(
+            { name: 'kind', value: d.kind, variablesReference: 0 },
+            { name: 'base', value: hexPad(d.base, digits), variablesReference: 0 },
+            { name: 'limit', value: hexPad(BigInt(d.limit), 1), variablesReference: 0 },
+            { name: 'type', value: hexPad(BigInt(d.type), 1), variablesReference: 0 },
+            { name: 'dpl', value: String(d.dpl), variablesReference: 0 },
+            { name: 'present', value: d.present ? '1' : '0', variablesReference: 0 },
+            { name: 'L', value: d.l ? '1' : '0', variablesReference: 0 },
+            { name: 'D/B', value: d.db ? '1' : '0', variablesReference: 0 },
+            { name: 'G', value: d.g ? '1' : '0', variablesReference: 0 },
+          );
+          if (d.xenReserved)
+            children.push({ name: 'xen', value: "Xen's reserved GDT entry", variablesReference: 0 });
+        }
       }
       const bits = CONTROL_BITS[k];
       if (bits)

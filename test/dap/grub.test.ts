@@ -208,6 +208,16 @@ for (const img of IMAGES) {
       assert.equal(ins.length, 10);
       assert.equal(BigInt(ins[0].address), here);
       assert.ok(ins.slice(0, 5).every((i) => i.presentationHint !== 'invalid' && i.instruction.length > 0));
+      const scopes = await dc.scopesRequest({ frameId: 0 });
+      const regs = await dc.variablesRequest({
+        variablesReference: scopes.body.scopes[0].variablesReference,
+      });
+      const cs = regs.body.variables.find((x) => x.name === 'cs')!;
+      const csKids = await dc.variablesRequest({ variablesReference: cs.variablesReference });
+      const kid = (n: string) => csKids.body.variables.find((x) => x.name === n)?.value;
+      assert.equal(kid('kind'), 'code');
+      assert.equal(kid('dpl'), img.bits === 64 ? '3' : '1'); // 64-bit PV kernels run in ring 3, 32-bit ones in ring 1
+      assert.equal(kid('L'), img.bits === 64 ? '1' : '0');
       const dt = await dc.customRequest('pvscope/descriptorTables', { vcpu: 0 });
       assert.ok(Array.isArray(dt.body.gdt));
       const ev = await dc.customRequest('pvscope/eventChannels');
