@@ -488,6 +488,23 @@ export class Cpu implements CpuInternals {
     throw FAULT;
   }
 
+  /**
+   * Driver exit before instruction `d` takes effect, without unwinding
+   * (INT n / SYSCALL / SYSENTER intercepts are block terminators): RIP is
+   * left at the instruction and the run loop returns `reason` after the
+   * block. @returns 0 (the instruction did not retire)
+   */
+  exitAtBoundary(reason: number, d: Insn): number {
+    this.pendingExit = reason;
+    this.exitInsnLength = d.len;
+    this.state.ripLo = d.ripLo;
+    this.state.ripHi = d.ripHi;
+    return 0;
+  }
+
+  /** Exit requested by `exitAtBoundary`, returned by the run loop after the block. */
+  private pendingExit = 0;
+
   privileged(op: number): never {
     if (this.interceptPrivileged) {
       this.exitPrivOp = op;
@@ -1306,6 +1323,11 @@ export class Cpu implements CpuInternals {
           if (blk.sys || blk.single) {
             this.stateChanged();
             prev = null;
+            if (this.pendingExit) {
+              const r = this.pendingExit;
+              this.pendingExit = 0;
+              return r;
+            }
             if (s.halted) return 6;
             if (this.stopReq) {
               this.stopReq = false;

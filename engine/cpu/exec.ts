@@ -962,7 +962,7 @@ export function execInsn(cpu: Cpu, d: Insn): number {
     case 0xcd:
       if (cpu.interceptSoftInt[d.imm & 0xff]) {
         cpu.exitVector = d.imm & 0xff;
-        cpu.exitWith(2);
+        return cpu.exitAtBoundary(2, d);
       }
       softInt(cpu, d, d.imm & 0xff, false);
       return 1;
@@ -1676,7 +1676,7 @@ function exec0f(cpu: Cpu, d: Insn): number {
       return 1;
     }
     case 0x105:
-      if (cpu.interceptSyscall) cpu.exitWith(3);
+      if (cpu.interceptSyscall) return cpu.exitAtBoundary(3, d);
       systemOps.syscall(cpu);
       return 1;
     case 0x106:
@@ -1758,7 +1758,7 @@ function exec0f(cpu: Cpu, d: Insn): number {
       systemOps.rdpmc(cpu);
       return 1;
     case 0x134:
-      if (cpu.interceptSysenter) cpu.exitWith(4);
+      if (cpu.interceptSysenter) return cpu.exitAtBoundary(4, d);
       systemOps.sysenter(cpu);
       return 1;
     case 0x135:
