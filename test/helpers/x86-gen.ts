@@ -883,6 +883,7 @@ function templates(bitness: Bitness): Template[] {
   for (const w of widthsFor(bitness, [32, 64]))
     T.push({
       cls: 'bswap',
+      weight: 4,
       width: w,
       make(b) {
         const r = b.reg(w);
@@ -1044,6 +1045,7 @@ function templates(bitness: Bitness): Template[] {
   for (const wide of bitness === 64 ? [false, true] : [false])
     T.push({
       cls: wide ? 'cmpxchg16b' : 'cmpxchg8b',
+      weight: 4,
       width: 64,
       make(b) {
         const half: Width = wide ? 64 : 32;
@@ -1196,6 +1198,7 @@ function templates(bitness: Bitness): Template[] {
   // LAHF/SAHF, PUSHF/POPF.
   T.push({
     cls: 'lahf',
+    weight: 4,
     width: 8,
     make(b) {
       b.claim(0);
@@ -1204,6 +1207,7 @@ function templates(bitness: Bitness): Template[] {
   });
   T.push({
     cls: 'sahf',
+    weight: 4,
     width: 8,
     make(b) {
       b.claim(0);
@@ -1216,6 +1220,7 @@ function templates(bitness: Bitness): Template[] {
   const suf = bitness === 64 ? 'q' : 'l';
   T.push({
     cls: 'pushf',
+    weight: 4,
     width: bitness,
     make(b) {
       b.claim(4);
@@ -1228,6 +1233,7 @@ function templates(bitness: Bitness): Template[] {
   });
   T.push({
     cls: 'popf',
+    weight: 4,
     width: bitness,
     make(b) {
       b.claim(4);
