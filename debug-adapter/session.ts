@@ -60,7 +60,10 @@ import { LaunchError, validateLaunchArgs, type LaunchPlan, type XlParser } from 
 import { runConsoleCommand, isConsoleCommand } from './commands';
 
 /** Creates the engine for a validated configuration (engine/machine.ts `createMachine`, or a test double). */
-export type MachineFactory = (config: DomainConfig) => Machine;
+export type MachineFactory = (
+  config: DomainConfig,
+  opts?: { onConsoleIo?: (data: Uint8Array) => void },
+) => Machine;
 
 /** How the session gets its engine and the xl parser. */
 export interface SessionOptions {
@@ -390,7 +393,17 @@ export class PvscopeSession extends DebugSession {
     plan.symbols.forEach((s, i) => loadSyms(s.path, s.offset, `symbols[${i}]`));
     let machine: Machine;
     try {
-      machine = this.opts.createMachine()(plan.config);
+      // HYPERCALL_console_io writes (with consoleIoWrites, e.g. earlyprintk=xen) join the console output.
+      const ioDecoder = new TextDecoder('utf-8');
+      let created: Machine | null = null;
+      machine = this.opts.createMachine()(plan.config, {
+        onConsoleIo: (data) => {
+          if (created === null || this.machine !== created) return;
+          const text = ioDecoder.decode(data, { stream: true });
+          if (text.length > 0) this.sendEvent(new OutputEvent(text, 'stdout'));
+        },
+      });
+      created = machine;
     } catch (e) {
       const msg = (e as Error).message ?? String(e);
       const attr = /ramdisk|initrd/i.test(msg) ? 'ramdisk' : /disk/i.test(msg) ? 'disks' : 'kernel';
