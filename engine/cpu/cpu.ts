@@ -1275,7 +1275,8 @@ export class Cpu implements CpuInternals {
       this.deferredExit = -1;
       return r;
     }
-    let remaining = budget;
+    // Budget end as an absolute instruction count (blocks may add to instructionsRetired themselves).
+    const end = s.instructionsRetired + budget;
     let first = true;
     if (s.halted) return 6;
     let prev: Block | null = null;
@@ -1284,6 +1285,7 @@ export class Cpu implements CpuInternals {
       this.faultIc = -1;
       try {
         for (;;) {
+          const remaining = end - s.instructionsRetired;
           if (remaining <= 0) return this.singleStep ? 11 : 0;
           // Successor cache: valid while no TLB flush / invalidation / mode change happened.
           const ep = this.epoch;
@@ -1318,7 +1320,6 @@ export class Cpu implements CpuInternals {
           }
           const n = blk.fn();
           s.instructionsRetired += n;
-          remaining -= n;
           first = false;
           if (blk.sys || blk.single) {
             this.stateChanged();
@@ -1346,7 +1347,6 @@ export class Cpu implements CpuInternals {
           return 9;
         }
         const r = this.handleFault(blk);
-        remaining -= this.faultRetired;
         first = false;
         if (r >= 0) return r;
         if (this.stopReq) {

@@ -105,6 +105,14 @@ describe('CPU core: execution basics', () => {
     assert.equal(tm.cpu.run(100), ExitReason.STEP);
     assert.equal(tm.cpu.state.instructionsRetired, 8);
   });
+  it('keeps budgets exact with generic instructions inside blocks', () => {
+    const tm = machine('long64', `mov ecx, 1000\n1: nop\nnop\nrdtsc\nbt eax, 3\ndec ecx\njnz 1b\nint3`);
+    for (let i = 1; i <= 20; i++) {
+      assert.equal(tm.cpu.run(7), ExitReason.BUDGET);
+      assert.equal(tm.cpu.state.instructionsRetired, 7 * i);
+    }
+  });
+
   it('CALL/RET/PUSH/POP with 64-bit stack and high addresses', () => {
     const tm = machine(
       'long64',
