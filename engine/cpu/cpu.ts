@@ -1005,11 +1005,11 @@ export class Cpu implements CpuInternals {
     const vec = seg === 2 ? 12 : 13;
     if (this.curMode === 0 || this.curMode === 6) return (s.segBaseLo[seg] + (off & 0xffff)) | 0;
     if (attr & 0x10000) this.fault(vec, 0);
-    if (write && (attr & 0x18) !== 0x10 + 0) {
-      // Writable data segment required: type bit 3 = 0 (data) and bit 1 = 1 (W).
-      if (attr & 8 || !(attr & 2)) this.fault(vec, 0);
-    } else if (!write && (attr & 0x18) === 0x18 && !(attr & 2)) {
-      this.fault(vec, 0); // execute-only code segment
+    // Type checks (SDM vol. 3 §5.5): writes need a writable data segment; reads fail on execute-only code.
+    if (write) {
+      if ((attr & 0x1a) !== 0x12) this.fault(vec, 0);
+    } else if ((attr & 0x1a) === 0x18) {
+      this.fault(vec, 0);
     }
     const limit = s.segLimit[seg];
     const u = off >>> 0;
