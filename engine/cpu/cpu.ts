@@ -180,7 +180,18 @@ export class Cpu implements CpuInternals {
     this.dv = mem.view;
     this.u8 = mem.u8;
     this.frames = new Array(mem.frameCount);
-    mem.onCodeWrite = (f: number) => this.invalidateFrame(f);
+    // vCPUs sharing one machine memory share code-write tracking.
+    let peers = CPUS_BY_MEMORY.get(mem);
+    if (!peers) {
+      const list: Cpu[] = [];
+      peers = list;
+      CPUS_BY_MEMORY.set(mem, list);
+      mem.onCodeWrite = (f: number) => {
+        for (const c of list) c.invalidateFrame(f);
+      };
+    }
+    peers.push(this);
+    this.peers = peers;
     this.stateChanged();
   }
 
@@ -864,7 +875,7 @@ export class Cpu implements CpuInternals {
     if (off < 0) this.pageFault(lo, hi, this.lastWalkError);
     if (access === 1) {
       const f = off >>> 12;
-      if (this.mem.codeFrames[f]) this.invalidateFrame(f);
+      if (this.mem.codeFrames[f]) for (const c of this.peers) c.invalidateFrame(f);
     }
     if (this.watchPages.size) this.checkWatch(lo, hi, access === 1);
     return off;
@@ -1100,11 +1111,16 @@ export class Cpu implements CpuInternals {
     }
   }
 
+  /** Cpus sharing this machine memory (this one included). */
+  private peers: Cpu[] = [];
+
   /** Drops every block decoded from buffer frame `f` (SMC, or writes from outside the CPU). */
   invalidateFrame(f: number): void {
     this.epoch++;
     const fc = this.frames[f];
-    this.mem.codeFrames[f] = 0;
+    let held = false;
+    for (const c of this.peers) if (c !== this && c.frames[f]) held = true;
+    if (!held) this.mem.codeFrames[f] = 0;
     if (!fc) return;
     this.frames[f] = undefined;
     for (const b of fc.all) {
@@ -1126,7 +1142,7 @@ export class Cpu implements CpuInternals {
       fc = { byOff: new Array(4096), all: [] };
       this.frames[b.frame] = fc;
       this.mem.codeFrames[b.frame] = 1;
-      this.tlbDropWrites(b.frame);
+      for (const c of this.peers) c.tlbDropWrites(b.frame);
     }
     if (!b.single) fc.byOff[b.pageOff] = b;
     fc.all.push(b);
@@ -1136,7 +1152,7 @@ export class Cpu implements CpuInternals {
         f2 = { byOff: new Array(4096), all: [] };
         this.frames[b.frame2] = f2;
         this.mem.codeFrames[b.frame2] = 1;
-        this.tlbDropWrites(b.frame2);
+        for (const c of this.peers) c.tlbDropWrites(b.frame2);
       }
       f2.all.push(b);
     }
@@ -1491,6 +1507,9 @@ export class Cpu implements CpuInternals {
     return execInsn(this, d);
   }
 }
+
+/** Cpus attached to each machine memory (for code-write invalidation across vCPUs). */
+const CPUS_BY_MEMORY = new WeakMap<MachineMemory, Cpu[]>();
 
 /** Key of the linear page holding (lo, hi). */
 function pageKey(lo: number, hi: number): string {

@@ -8,6 +8,7 @@
 import { strict as assert } from 'node:assert';
 import { ExitReason, PrivOp } from '../../engine/cpu/api';
 import { decode } from '../../engine/cpu/decoder';
+import { Cpu } from '../../engine/cpu/cpu';
 import {
   createTestMachine,
   CODE_BASE,
@@ -406,6 +407,31 @@ describe('CPU core: self-modifying code, breakpoints, watchpoints', () => {
     tm2.start(CODE_BASE);
     go(tm2);
     assert.equal(R(tm2, 0), 9);
+  });
+
+  it('invalidates code decoded by one vCPU when another vCPU sharing the memory writes it', () => {
+    const tm = machine('long64', `mov eax, 1\nint3\nmov byte ptr [${CODE_BASE + 1}], 7\nint3`);
+    const a = tm.cpu;
+    const b = new Cpu(tm.mem);
+    const sa = a.state,
+      sb = b.state;
+    sb.cr0 = sa.cr0;
+    sb.cr3Lo = sa.cr3Lo;
+    sb.cr4 = sa.cr4;
+    sb.efer = sa.efer;
+    for (let g = 0; g < 8; g++)
+      b.setSegmentRaw(g, sa.segSel[g], sa.segBaseLo[g], sa.segBaseHi[g], sa.segLimit[g], sa.segAttr[g]);
+    b.interceptExceptions = 0xffffffff;
+    go(tm);
+    assert.equal(R(tm, 0), 1);
+    // vCPU b runs the store (it has the code page in its TLB as data first).
+    sb.ripLo = CODE_BASE + 6;
+    sb.gprLo[4] = 0x70000;
+    assert.equal(b.run(100), ExitReason.EXCEPTION);
+    assert.equal(b.exitVector, 3);
+    tm.start(CODE_BASE);
+    go(tm);
+    assert.equal(R(tm, 0), 7, 'vCPU a sees the code written by vCPU b');
   });
 
   it('exits BREAKPOINT before the instruction and resumes over it; WATCH after the access', () => {
