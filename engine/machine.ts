@@ -40,6 +40,7 @@ import {
   guestKernel,
   trapName,
   hasErrorCode,
+  guestPfErrorCode,
 } from './xen/traps';
 import { schedHooks, SHUTDOWN_NAMES } from './xen/sched';
 import { setRunstate } from './xen/vcpu-op';
@@ -506,7 +507,8 @@ class PvMachine implements Machine {
           return null;
         }
         if (vec === Vector.UD && this.forcedCpuid(v)) return null;
-        return this.fault(v, vec, hasErrorCode(vec) ? err : -1, vec === Vector.PF ? cr2 : undefined);
+        const guestErr = vec === Vector.PF ? guestPfErrorCode(v, err) : err;
+        return this.fault(v, vec, hasErrorCode(vec) ? guestErr : -1, vec === Vector.PF ? cr2 : undefined);
       }
       default:
         return null;
@@ -1039,7 +1041,11 @@ class PvMachine implements Machine {
     const v = this.vcpu(n);
     const d = this.dom;
     const steps: WalkStep[] = [];
-    let table = Number(((BigInt(v.cpu.state.cr3Hi >>> 0) << 32n) | BigInt(v.cpu.state.cr3Lo >>> 0)) >> 12n);
+    // 32-bit guests run under a Xen-owned per-vCPU L4 (compat mode): their own root is the L3.
+    let table =
+      d.bits === 32
+        ? v.kernelRootMfn
+        : Number(((BigInt(v.cpu.state.cr3Hi >>> 0) << 32n) | BigInt(v.cpu.state.cr3Lo >>> 0)) >> 12n);
     const levels = d.bits === 64 ? [4, 3, 2, 1] : [3, 2, 1];
     for (const level of levels) {
       const shift = BigInt(12 + 9 * (level - 1));

@@ -184,6 +184,17 @@ export function bounce(
 }
 
 /**
+ * The #PF error code a PV guest sees: Xen rewrites U/S (bit 2) to say guest
+ * user vs guest kernel mode, because a 64-bit PV kernel really runs at CPL 3
+ * (Xen arch/x86/traps.c, the PV page-fault path). Idempotent; 32-bit guests
+ * keep the hardware value (their kernel runs at CPL 1).
+ */
+export function guestPfErrorCode(v: Vcpu, errorCode: number): number {
+  if (v.domain.bits !== 64) return errorCode;
+  return v.kernelMode ? errorCode & ~4 : errorCode | 4;
+}
+
+/**
  * Delivers an exception to the guest per its virtual IDT, or crashes the
  * domain when there is no handler (Xen pv_inject_event). `softReturn`: INT n
  * (RIP already after the instruction).
@@ -198,8 +209,7 @@ export function injectTrap(v: Vcpu, vector: number, errorCode: number, cr2?: big
       if (d.bits === 64) d.mem.write64(o + 0x10, Number(cr2 & 0xffffffffn), Number(cr2 >> 32n));
       else d.mem.write32(o + 8, Number(cr2 & 0xffffffffn));
     }
-    // U/S reflects guest user vs kernel mode (64-bit kernel runs at CPL 3).
-    if (d.bits === 64) errorCode = v.kernelMode ? errorCode & ~4 : errorCode | 4;
+    errorCode = guestPfErrorCode(v, errorCode);
   }
   if (vector === Vector.DB) v.debugreg[6] = BigInt(v.cpu.state.dr6 >>> 0);
   const missing = d.bits === 64 ? t.address === 0n : (t.cs & ~3) === 0;
