@@ -14,7 +14,7 @@
  * faults, the block's catch writes the lazy state as it was before that
  * instruction (faults leave state as before the instruction, SDM vol. 3
  * §6.5), records the faulting instruction index in `cpu.faultIc` and
- * rethrows.
+ * returns -1 (cheaper than rethrowing); the run loop then handles the fault.
  *
  * Data accesses: a direct-mapped TLB hit is two or three typed-array reads
  * and a compare; misses, page-crossing accesses, watched pages and code
@@ -1110,7 +1110,7 @@ export function compileBlock(
   const src =
     `let ${[...g.locals].join(', ')};\n` +
     `ic = 0;\n` +
-    `try {\n${body}\n} catch (e) {\n cpu.faultIc = ic;\n switch (ic) {\n${catchCases}}\n throw e;\n}`;
+    `try {\n${body}\n} catch (e) {\n if (e !== F) throw e;\n cpu.faultIc = ic;\n switch (ic) {\n${catchCases}}\n return -1;\n}`;
   const cpuAny = cpu as unknown as Record<string, unknown>;
   const user = (key & 8) !== 0;
   const factory = new Function(
@@ -1128,6 +1128,7 @@ export function compileBlock(
     'SB',
     'SBH',
     'P',
+    'F',
     `return function block() {\n${src}\n};`,
   ) as (...args: unknown[]) => () => number;
   const s = cpu.state;
@@ -1146,6 +1147,7 @@ export function compileBlock(
     s.segBaseLo,
     s.segBaseHi,
     PARITY,
+    cpu.faultSentinel,
   );
   const first = insns[0];
   return {

@@ -100,6 +100,9 @@ export class Cpu implements CpuInternals {
   exitWatchLinLo = 0;
   exitWatchLinHi = 0;
   exitWatchWrite = false;
+  exitWatchPhysical = false;
+  exitWatchOffset = 0;
+  skipStoreWatchOnce = false;
   exitDetail = '';
   lastWalkError = 0;
 
@@ -838,7 +841,8 @@ export class Cpu implements CpuInternals {
     }
     this.tlbGlobal[i] = global ? 1 : 0;
     this.tagRK[i] = page;
-    const code = this.mem.codeFrames[poff >>> 12] !== 0;
+    // No write permission is cached for frames holding decoded code or watched by the debugger.
+    const code = this.mem.codeFrames[poff >>> 12] !== 0 || this.mem.storeWatchFrames[poff >>> 12] !== 0;
     if (wK && !code) this.tagWK[i] = page;
     if (x) this.tagXK[i] = page;
     if (rU) {
@@ -875,6 +879,17 @@ export class Cpu implements CpuInternals {
     if (off < 0) this.pageFault(lo, hi, this.lastWalkError);
     if (access === 1) {
       const f = off >>> 12;
+      if (this.mem.storeWatchFrames[f]) {
+        if (this.skipStoreWatchOnce) this.skipStoreWatchOnce = false;
+        else {
+          this.exitWatchLinLo = lo;
+          this.exitWatchLinHi = hi;
+          this.exitWatchWrite = true;
+          this.exitWatchPhysical = true;
+          this.exitWatchOffset = off;
+          this.exitWith(8);
+        }
+      }
       if (this.mem.codeFrames[f]) for (const c of this.peers) c.invalidateFrame(f);
     }
     if (this.watchPages.size) this.checkWatch(lo, hi, access === 1);
@@ -891,6 +906,7 @@ export class Cpu implements CpuInternals {
         this.exitWatchLinLo = lo;
         this.exitWatchLinHi = hi;
         this.exitWatchWrite = write;
+        this.exitWatchPhysical = false;
       }
     }
   }
@@ -1246,6 +1262,9 @@ export class Cpu implements CpuInternals {
   // Run loop
   // =====================================================================
 
+  /** The object thrown by fault()/pageFault()/privileged() (compiled blocks compare against it). */
+  readonly faultSentinel: object = FAULT;
+
   /** Bumped whenever a cached block successor may be stale (TLB flush, code invalidation, mode change). */
   private epoch = 1;
 
@@ -1335,6 +1354,19 @@ export class Cpu implements CpuInternals {
             blk = this.buildBlock(this.lastOff, 1);
           }
           const n = blk.fn();
+          if (n < 0) {
+            // The block caught a fault (cpu.faultIc says where).
+            prev = null;
+            first = false;
+            const r = this.handleFault(blk);
+            if (r >= 0) return r;
+            if (this.stopReq) {
+              this.stopReq = false;
+              return 10;
+            }
+            this.faultIc = -1;
+            continue;
+          }
           s.instructionsRetired += n;
           first = false;
           if (blk.sys || blk.single) {
