@@ -1360,6 +1360,8 @@ export class Cpu implements CpuInternals {
             first = false;
             const r = this.handleFault(blk);
             if (r >= 0) return r;
+            // A step that ended in exception delivery stops at the handler's first instruction.
+            if (this.singleStep) return 11;
             if (this.stopReq) {
               this.stopReq = false;
               return 10;
@@ -1397,6 +1399,7 @@ export class Cpu implements CpuInternals {
         const r = this.handleFault(blk);
         first = false;
         if (r >= 0) return r;
+        if (this.singleStep) return 11;
         if (this.stopReq) {
           this.stopReq = false;
           return 10;

@@ -70,7 +70,7 @@ export interface TestMachine {
   mapPage(lin: number | bigint, maddr: number, flags: number, nx?: boolean): void;
   /** Buffer offset of the leaf PTE mapping `lin` (4 KiB tables), or -1. */
   pteOffset(lin: number | bigint): number;
-  /** Writes a flat 4 KiB identity mapping again (e.g. after tests changed entries). */
+  /** Physical address of the top-level paging structure (CR3: PML4, PAE PDPT or 32-bit PD); 0 without paging. */
   readonly ptRoot: number;
   /** Installs a 16-byte (long) or 8-byte (32-bit) interrupt gate for `vector` to `handler` (CS = kernel code). */
   setIdtGate(vector: number, handler: number | bigint, dpl?: number, ist?: number): void;

@@ -114,6 +114,16 @@ describe('CPU core: execution basics', () => {
     }
   });
 
+  it('a single step that raises an exception stops at the handler entry', () => {
+    const tm = machine('long64', `ud2\n.p2align 4\nhandler: nop\nint3`);
+    tm.setIdtGate(6, CODE_BASE + 16);
+    tm.cpu.interceptExceptions = 0;
+    tm.cpu.singleStep = true;
+    assert.equal(tm.cpu.run(10), ExitReason.STEP);
+    assert.equal(rip(tm), CODE_BASE + 16);
+    assert.equal(tm.cpu.state.instructionsRetired, 0);
+  });
+
   it('CALL/RET/PUSH/POP with 64-bit stack and high addresses', () => {
     const tm = machine(
       'long64',
