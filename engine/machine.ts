@@ -400,6 +400,7 @@ class PvMachine implements Machine {
   private runSlice(v: Vcpu, n: number, stepping: boolean): Stop | null {
     const d = this.dom;
     const cpu = v.cpu;
+    this.syncGrantWatch();
     d.time.checkTimers(v);
     const pre = this.upcall(v);
     if (pre) return pre;
@@ -420,6 +421,54 @@ class PvMachine implements Machine {
     if (post) return post;
     if (stepping && reason !== ExitReason.STEP) return { kind: 'step', vcpu: v.id };
     return null;
+  }
+
+  private grantWatchOn = false;
+  private grantWatchCount = 0;
+
+  /**
+   * Keeps the CPUs' store watch on the grant-table frames in step with the
+   * `grant` filter, so a direct guest store into a grant entry stops like a
+   * grant_table_op does (MachineMemory.storeWatchFrames).
+   */
+  private syncGrantWatch(): void {
+    const on = this.filters.isEnabled('grant');
+    const frames = this.dom.gnttab.frames;
+    if (on === this.grantWatchOn && frames.length === this.grantWatchCount) return;
+    const mem = this.dom.mem;
+    for (const mfn of frames) {
+      const off = mem.mfnToOffset(mfn);
+      if (off >= 0) mem.storeWatchFrames[off >>> 12] = on ? 1 : 0;
+    }
+    this.grantWatchOn = on;
+    this.grantWatchCount = frames.length;
+    for (const v of this.dom.vcpus) v.cpu.flushTlb(true);
+  }
+
+  /**
+   * A guest store is about to write a grant-table frame (the store has not
+   * happened; RIP is at the instruction). Stops when the grant filter wants
+   * this ref; either way the store goes through when the vCPU runs next.
+   */
+  private grantEntryWrite(v: Vcpu): Stop | null {
+    const cpu = v.cpu;
+    cpu.skipStoreWatchOnce = true;
+    const frameIndex = cpu.exitWatchOffset >>> 12;
+    const mem = this.dom.mem;
+    const i = this.dom.gnttab.frames.findIndex((mfn) => mem.mfnToOffset(mfn) >>> 12 === frameIndex);
+    if (i < 0) return null;
+    const byte = cpu.exitWatchOffset & 0xfff;
+    const ref = i * 512 + (byte >>> 3);
+    if (!this.filters.grantEntryWrite(ref)) return null;
+    const rip = getRip(cpu);
+    const field = ['flags', 'flags', 'domid', 'domid', 'frame', 'frame', 'frame', 'frame'][byte & 7];
+    return {
+      kind: 'filter',
+      filter: 'grant',
+      vcpu: v.id,
+      description: `grant entry write ref=${ref} (${field}) at rip=0x${rip.toString(16)}`,
+      details: { op: 'write', ref, field, gnttabFrame: i, offset: byte, rip: `0x${rip.toString(16)}` },
+    };
   }
 
   /** Lowest pending, unmasked port bound to `v` (for the upcall filter and statistics), or -1. */
@@ -472,6 +521,7 @@ class PvMachine implements Machine {
         return { kind: 'breakpoint', vcpu: v.id, address: rip, ids };
       }
       case ExitReason.WATCH: {
+        if (cpu.exitWatchPhysical) return this.grantEntryWrite(v);
         const addr = (BigInt(cpu.exitWatchLinHi >>> 0) << 32n) | BigInt(cpu.exitWatchLinLo >>> 0);
         const ids: number[] = [...this.watches.keys()];
         return { kind: 'data-breakpoint', vcpu: v.id, address: addr, write: cpu.exitWatchWrite, ids };

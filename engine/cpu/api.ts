@@ -153,6 +153,15 @@ export interface CpuApi {
   exitWatchLinLo: number;
   exitWatchLinHi: number;
   exitWatchWrite: boolean;
+  /**
+   * True when the WATCH exit comes from `mem.storeWatchFrames`: the store has
+   * NOT happened, RIP is at the storing instruction, and `exitWatchOffset` is
+   * the buffer offset it would write. Set `skipStoreWatchOnce` before the next
+   * `run` to let that store through.
+   */
+  exitWatchPhysical: boolean;
+  exitWatchOffset: number;
+  skipStoreWatchOnce: boolean;
   /** Human-readable name of the instruction that raised #UD/#NM for x87/SSE/unknown opcodes. */
   exitDetail: string;
 
@@ -171,7 +180,14 @@ export interface CpuApi {
   /** Segment load with full protected-mode checks; returns -1 on success or an error code for #GP/#NP/#SS (vector in high bits: vector<<16 | errcode). */
   loadSegment(seg: number, selector: number): number;
   /** Sets a segment register's selector and hidden cache directly (no checks). */
-  setSegmentRaw(seg: number, selector: number, baseLo: number, baseHi: number, limit: number, attr: number): void;
+  setSegmentRaw(
+    seg: number,
+    selector: number,
+    baseLo: number,
+    baseHi: number,
+    limit: number,
+    attr: number,
+  ): void;
 
   /** After changing CR0/CR3/CR4/EFER/CPL/segments from outside: recompute derived state. */
   stateChanged(): void;

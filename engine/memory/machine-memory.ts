@@ -31,6 +31,13 @@ export class MachineMemory {
   readonly view: DataView;
   /** 1 when the CPU holds decoded code from this frame (index = mfn - mfnBase). */
   readonly codeFrames: Uint8Array;
+  /**
+   * 1 when a guest store into this frame must stop the CPU before it happens
+   * (ExitReason.WATCH with `exitWatchPhysical`): the debugger's watch on
+   * grant-table frames. Writes through this class (Xen, backends) are not
+   * watched. Whoever sets a flag flushes the CPUs' TLBs.
+   */
+  readonly storeWatchFrames: Uint8Array;
   /** Called when a frame flagged in `codeFrames` is written through this class. */
   onCodeWrite: (frameIndex: number) => void = () => {};
 
@@ -50,6 +57,7 @@ export class MachineMemory {
     this.u8 = new Uint8Array(this.buffer);
     this.view = new DataView(this.buffer);
     this.codeFrames = new Uint8Array(frameCount);
+    this.storeWatchFrames = new Uint8Array(frameCount);
   }
 
   /** True when `mfn` names a frame in this memory. */

@@ -36,6 +36,9 @@ export class FakeCpu implements CpuApi {
   exitWatchLinLo = 0;
   exitWatchLinHi = 0;
   exitWatchWrite = false;
+  exitWatchPhysical = false;
+  exitWatchOffset = 0;
+  skipStoreWatchOnce = false;
   exitDetail = '';
   lastWalkError = 0;
   private rflags = 0x2;
