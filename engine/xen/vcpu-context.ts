@@ -65,6 +65,26 @@ export function initVcpuFromContext(t: Vcpu, c: DataView): number {
     // Xen starts a PV vCPU in kernel mode whatever VGCF_in_kernel says for 64-bit guests.
     void (flags & VGCF_in_kernel);
     t.kernelMode = true;
+    // Base pointers, then the GDT and LDT (Xen arch_set_info_guest), then the
+    // segment registers, whose selectors may name guest GDT/LDT entries.
+    const cr3 = c.getBigUint64(0x1378 + 3 * 8, true);
+    const rc = d.mm.newBaseptr(t, Number(cr3 >> 12n));
+    if (rc < 0) return rc;
+    const user = c.getBigUint64(0x1378 + 1 * 8, true);
+    if (user !== 0n) {
+      const r2 = d.mm.newUserBaseptr(t, Number(user >> 12n));
+      if (r2 < 0) return r2;
+    }
+    const frames: number[] = [];
+    for (let i = 0; i < 16; i++) frames.push(Number(c.getBigUint64(0x12e0 + i * 8, true) & 0xffffffffn));
+    const rg = loadDescriptorTables(
+      t,
+      frames,
+      Number(c.getBigUint64(0x1360, true) & 0xffffffffn),
+      c.getBigUint64(0x12d0, true),
+      Number(c.getBigUint64(0x12d8, true) & 0xffffffffn),
+    );
+    if (rg < 0) return rg;
     const cs = Number(q(136) & 0xffffn);
     const ss = Number(q(160) & 0xffffn);
     if (!loadGuestSegment(t, Seg.CS, cs | 3) || !loadGuestSegment(t, Seg.SS, ss | 3)) return -E.EINVAL;
@@ -79,14 +99,6 @@ export function initVcpuFromContext(t: Vcpu, c: DataView): number {
     setSegBase(cpu, Seg.FS, c.getBigUint64(0x1418, true));
     setSegBase(cpu, Seg.GS, c.getBigUint64(0x1420, true));
     setKernelGsBase(cpu, c.getBigUint64(0x1428, true));
-    const cr3 = c.getBigUint64(0x1378 + 3 * 8, true);
-    const rc = d.mm.newBaseptr(t, Number(cr3 >> 12n));
-    if (rc < 0) return rc;
-    const user = c.getBigUint64(0x1378 + 1 * 8, true);
-    if (user !== 0n) {
-      const r2 = d.mm.newUserBaseptr(t, Number(user >> 12n));
-      if (r2 < 0) return r2;
-    }
   } else {
     const flags = c.getUint32(0x200, true);
     const ur = 0x204;
@@ -126,6 +138,20 @@ export function initVcpuFromContext(t: Vcpu, c: DataView): number {
     const cs = l(36) & 0xffff;
     const ss = l(48) & 0xffff;
     if ((cs & 3) === 0) return -E.EINVAL;
+    const cr3 = c.getUint32(0xa9c + 3 * 4, true);
+    const mfn = ((cr3 >>> 12) | ((cr3 & 0xfff) << 20)) >>> 0;
+    const rc = d.mm.newBaseptr(t, mfn);
+    if (rc < 0) return rc;
+    const frames: number[] = [];
+    for (let i = 0; i < 16; i++) frames.push(c.getUint32(0xa50 + i * 4, true));
+    const rg = loadDescriptorTables(
+      t,
+      frames,
+      c.getUint32(0xa90, true),
+      BigInt(c.getUint32(0xa48, true)),
+      c.getUint32(0xa4c, true),
+    );
+    if (rg < 0) return rg;
     if (!loadGuestSegment(t, Seg.CS, cs) || !loadGuestSegment(t, Seg.SS, ss)) return -E.EINVAL;
     cpu.state.cpl = cs & 3;
     for (const [s, o] of [
@@ -136,12 +162,33 @@ export function initVcpuFromContext(t: Vcpu, c: DataView): number {
     ] as const) {
       if (!loadGuestSegment(t, s, l(o) & 0xffff)) loadGuestSegment(t, s, 0);
     }
-    const cr3 = c.getUint32(0xa9c + 3 * 4, true);
-    const mfn = ((cr3 >>> 12) | ((cr3 & 0xfff) << 20)) >>> 0;
-    const rc = d.mm.newBaseptr(t, mfn);
-    if (rc < 0) return rc;
   }
   cpu.stateChanged();
   d.time.updateVcpuTime(t);
+  return 0;
+}
+
+/**
+ * Installs the context's GDT (gdt_frames[0..ceil(ents/512)), gdt_ents) and
+ * LDT (linear base, entry count) as set_gdt and MMUEXT_SET_LDT would (Xen
+ * arch_set_info_guest: pv_set_gdt, then the LDT fields).
+ * @returns 0 or -errno (-EINVAL for a bad table).
+ */
+function loadDescriptorTables(
+  t: Vcpu,
+  frames: number[],
+  gdtEnts: number,
+  ldtBase: bigint,
+  ldtEnts: number,
+): number {
+  const d = t.domain;
+  if (gdtEnts > 0) {
+    const rc = d.mm.installGdt(t, frames.slice(0, Math.ceil(gdtEnts / 512)), gdtEnts);
+    if (rc < 0) return rc;
+  }
+  if (ldtEnts > 8192 || (ldtBase & 0xfffn) !== 0n) return -E.EINVAL;
+  t.ldtBase = ldtBase;
+  t.ldtEnts = ldtEnts;
+  d.mm.loadLdt(t);
   return 0;
 }
