@@ -1070,7 +1070,7 @@ export function compileBlock(
     g.flushAt[k] = g.flushCode(g.prod);
     g.addedAt[k] = g.added;
     g.emit(`ic = ${k};`);
-    let ok = term ? g.terminator(d) : g.inline(d);
+    let ok = cpu.forceGeneric ? false : term ? g.terminator(d) : g.inline(d);
     if (!ok) {
       // Generic path: discard partial output, write flags, call the implementation.
       g.out.length = mark;

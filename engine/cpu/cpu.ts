@@ -1262,6 +1262,9 @@ export class Cpu implements CpuInternals {
   // Run loop
   // =====================================================================
 
+  /** Testing aid: compile every instruction through the generic implementation (exec.ts) instead of inline code. */
+  forceGeneric = false;
+
   /** The object thrown by fault()/pageFault()/privileged() (compiled blocks compare against it). */
   readonly faultSentinel: object = FAULT;
 
