@@ -1059,7 +1059,17 @@ export class Cpu implements CpuInternals {
     this.bps.add(k);
     const pk = pageKey(linLo, linHi);
     this.bpPages.set(pk, (this.bpPages.get(pk) ?? 0) + 1);
-    this.flushCodeCache();
+    this.invalidateLinearPage(linLo, linHi);
+  }
+
+  /** Drops decoded code of the frame currently mapped at linear (lo, hi) (everything when unmapped). */
+  private invalidateLinearPage(lo: number, hi: number): void {
+    let off = this.walk(lo | 0, hi | 0, 2, false, false, false);
+    if (off < 0) off = this.walk(lo | 0, hi | 0, 2, true, false, false);
+    if (off < 0) off = this.walk(lo | 0, hi | 0, 0, false, false, false);
+    if (off >= 0) {
+      for (const c of this.peers) c.invalidateFrame(off >>> 12);
+    } else this.flushCodeCache();
   }
 
   clearBreakpoint(linLo: number, linHi: number): void {
@@ -1069,7 +1079,7 @@ export class Cpu implements CpuInternals {
     const n = (this.bpPages.get(pk) ?? 1) - 1;
     if (n <= 0) this.bpPages.delete(pk);
     else this.bpPages.set(pk, n);
-    this.flushCodeCache();
+    this.invalidateLinearPage(linLo, linHi);
   }
 
   clearAllBreakpoints(): void {
@@ -1101,6 +1111,7 @@ export class Cpu implements CpuInternals {
   }
 
   private rebuildWatchPages(): void {
+    const wasWatching = this.watchPages.size !== 0;
     this.watchPages.clear();
     for (const w of this.watches.values()) {
       for (let o = 0; o < w.len + (w.lo & 0xfff); o += 4096) {
@@ -1109,7 +1120,8 @@ export class Cpu implements CpuInternals {
       }
     }
     this.flushTlb(true);
-    this.flushCodeCache();
+    // Blocks are one instruction long while watching: rebuild when that changes.
+    if (wasWatching !== (this.watchPages.size !== 0)) this.flushCodeCache();
   }
 
   /** True when watchpoints exist (blocks are then one instruction long). */

@@ -419,6 +419,22 @@ describe('CPU core: self-modifying code, breakpoints, watchpoints', () => {
     assert.equal(R(tm2, 0), 9);
   });
 
+  it('honours a breakpoint set inside a block that was already compiled and chained', () => {
+    const tm = machine('long64', `mov ecx, 100\n1: add eax, 1\nadd ebx, 2\ndec ecx\njnz 1b\nint3`);
+    assert.equal(tm.cpu.run(50), ExitReason.BUDGET);
+    const bp = CODE_BASE + 5 + 3; // the second ADD
+    tm.cpu.setBreakpoint(bp, 0);
+    assert.equal(go(tm), ExitReason.BREAKPOINT);
+    assert.equal(rip(tm), bp);
+    const ebx = R(tm, 3);
+    assert.equal(go(tm), ExitReason.BREAKPOINT, 'next iteration stops again');
+    assert.equal(R(tm, 3), ebx + 2);
+    tm.cpu.clearBreakpoint(bp, 0);
+    assert.equal(go(tm), ExitReason.EXCEPTION);
+    assert.equal(R(tm, 1), 0);
+    assert.equal(R(tm, 3), 200);
+  });
+
   it('invalidates code decoded by one vCPU when another vCPU sharing the memory writes it', () => {
     const tm = machine('long64', `mov eax, 1\nint3\nmov byte ptr [${CODE_BASE + 1}], 7\nint3`);
     const a = tm.cpu;
