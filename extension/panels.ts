@@ -36,16 +36,11 @@ class Panel {
     private readonly extensionUri: vscode.Uri,
     private readonly manager: PanelManager,
   ) {
-    this.panel = vscode.window.createWebviewPanel(
-      `pvscope.${kind}`,
-      PANELS[kind].title,
-      vscode.ViewColumn.Beside,
-      {
-        enableScripts: true,
-        retainContextWhenHidden: true,
-        localResourceRoots: [vscode.Uri.joinPath(extensionUri, 'dist', 'webviews')],
-      },
-    );
+    this.panel = vscode.window.createWebviewPanel(`pvscope.${kind}`, PANELS[kind].title, manager.column(), {
+      enableScripts: true,
+      retainContextWhenHidden: true,
+      localResourceRoots: [vscode.Uri.joinPath(extensionUri, 'dist', 'webviews')],
+    });
     const webview = this.panel.webview;
     webview.html = panelHtml({
       cspSource: webview.cspSource,
@@ -244,6 +239,12 @@ export class PanelManager implements vscode.Disposable {
     const p = new Panel(kind, this.extensionUri, this);
     p.panel.onDidDispose(() => this.panels.delete(kind));
     this.panels.set(kind, p);
+  }
+
+  /** Editor column for a new panel: the column of an open pvscope panel, else beside the active editor. */
+  column(): vscode.ViewColumn {
+    for (const p of this.panels.values()) if (p.panel.viewColumn !== undefined) return p.panel.viewColumn;
+    return vscode.ViewColumn.Beside;
   }
 
   /** Refreshes every visible panel. */

@@ -326,6 +326,26 @@ export async function runCommand(page: Page, title: string, timeoutMs = 60_000):
   }
 }
 
+/** Waits until the palette lists a command (the extension's contributions have arrived), without running it. */
+export async function waitForCommand(page: Page, title: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    await page.keyboard.press('F1');
+    const input = page.locator('.quick-input-widget input');
+    await input.waitFor();
+    await input.fill(`>${title}`);
+    const found = await page
+      .locator('.quick-input-list .monaco-list-row .label-name', { hasText: title })
+      .first()
+      .waitFor({ timeout: 3000 })
+      .then(() => true)
+      .catch(() => false);
+    await page.keyboard.press('Escape');
+    if (found) return;
+    if (Date.now() > deadline) throw new Error(`command '${title}' never appeared in the palette`);
+  }
+}
+
 /** The inner frame of the webview whose tab title is `title` (the active one). */
 export function webview(page: Page, title: string): FrameLocator {
   void title;
