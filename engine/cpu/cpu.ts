@@ -66,7 +66,8 @@ for (let i = 0; i < 256; i++) {
 
 /** Per-frame decoded blocks: lookup by page offset plus the list for invalidation. */
 interface FrameCode {
-  byOff: (Block | undefined)[];
+  /** Blocks by page offset of their first byte (a Map: memory proportional to the code decoded). */
+  byOff: Map<number, Block>;
   all: Block[];
 }
 
@@ -1159,7 +1160,7 @@ export class Cpu implements CpuInternals {
       }
       if (b.frame !== f) {
         const o = this.frames[b.frame];
-        if (o && o.byOff[b.pageOff] === b) o.byOff[b.pageOff] = undefined;
+        if (o && o.byOff.get(b.pageOff) === b) o.byOff.delete(b.pageOff);
       }
     }
   }
@@ -1167,17 +1168,17 @@ export class Cpu implements CpuInternals {
   private registerBlock(b: Block): void {
     let fc = this.frames[b.frame];
     if (!fc) {
-      fc = { byOff: new Array(4096), all: [] };
+      fc = { byOff: new Map(), all: [] };
       this.frames[b.frame] = fc;
       this.mem.codeFrames[b.frame] = 1;
       for (const c of this.peers) c.tlbDropWrites(b.frame);
     }
-    if (!b.single) fc.byOff[b.pageOff] = b;
+    if (!b.single) fc.byOff.set(b.pageOff, b);
     fc.all.push(b);
     if (b.frame2 >= 0 && b.frame2 !== b.frame) {
       let f2 = this.frames[b.frame2];
       if (!f2) {
-        f2 = { byOff: new Array(4096), all: [] };
+        f2 = { byOff: new Map(), all: [] };
         this.frames[b.frame2] = f2;
         this.mem.codeFrames[b.frame2] = 1;
         for (const c of this.peers) c.tlbDropWrites(b.frame2);
@@ -1298,7 +1299,7 @@ export class Cpu implements CpuInternals {
     if (xt[i] === (lin & -4096) && this.tlbHi[i] === linHi) off = this.tlbOff[i] + (lin & 0xfff);
     else off = this.xlate(lin, linHi, 2, s.cpl === 3);
     const fc = this.frames[off >>> 12];
-    let blk = fc ? fc.byOff[off & 0xfff] : undefined;
+    let blk = fc ? fc.byOff.get(off & 0xfff) : undefined;
     if (
       blk === undefined ||
       blk.ripLo !== s.ripLo ||
