@@ -1330,6 +1330,8 @@ export class Cpu implements CpuInternals {
     const end = s.instructionsRetired + budget;
     let first = true;
     if (s.halted) return 6;
+    // Drivers may have changed CR0/CR3/CR4/EFER/CS/CPL between runs: re-derive (cheap when nothing changed).
+    this.stateChanged();
     let prev: Block | null = null;
     for (;;) {
       let blk: Block | undefined;
