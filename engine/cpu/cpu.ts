@@ -1364,8 +1364,10 @@ export class Cpu implements CpuInternals {
             }
           }
           if (blk.bp && !first) return 7;
-          if (blk.n > remaining) {
-            // Budget tail: a one-instruction block.
+          // RFLAGS.TF (checked before the instruction): execute one instruction, then #DB.
+          const tf = (this.rfl & 0x100) !== 0;
+          if (blk.n > remaining || tf) {
+            // Budget tail or single-step trap: a one-instruction block.
             this.lookupBlock();
             this.insnRipLo = s.ripLo;
             this.insnRipHi = s.ripHi;
@@ -1405,6 +1407,10 @@ export class Cpu implements CpuInternals {
             if (this.watchHit) {
               this.watchHit = false;
               return 8;
+            }
+            if (tf && n > 0) {
+              const r = this.singleStepTrap();
+              if (r >= 0) return r;
             }
           } else prev = blk;
         }
@@ -1484,6 +1490,25 @@ export class Cpu implements CpuInternals {
       return 1;
     }
     return this.deliverException(v, this.pendError, this.pendIsPf, 0);
+  }
+
+  /**
+   * Single-step trap after an instruction that began with RFLAGS.TF = 1
+   * (SDM vol. 3 §17.3.1.4): DR6.BS set, #DB delivered with RIP after the
+   * instruction, or exits EXCEPTION (vector 1, exitTrap) when intercepted.
+   * @returns an ExitReason or -1 to keep running
+   */
+  private singleStepTrap(): number {
+    const s = this.state;
+    s.dr6 |= 0x4000;
+    if (this.interceptExceptions & 2) {
+      this.exitVector = 1;
+      this.exitErrorCode = -1;
+      this.exitTrap = true;
+      this.exitInsnLength = 0;
+      return 1;
+    }
+    return this.deliverException(1, -1, false, 0);
   }
 
   /** Architectural delivery of an exception through the IDT, escalating nested faults to #DF and then SHUTDOWN. */

@@ -124,6 +124,21 @@ describe('CPU core: execution basics', () => {
     assert.equal(tm.cpu.state.instructionsRetired, 0);
   });
 
+  it('RFLAGS.TF raises a #DB trap after each instruction (DR6.BS), POPF setting TF traps from the next one', () => {
+    const tm = machine('long64', `pushf\nor dword ptr [rsp], 0x100\npopf\nmov eax, 1\nmov ebx, 2\nint3`);
+    tm.cpu.interceptExceptions = (1 << 1) | (1 << 3);
+    assert.equal(go(tm), ExitReason.EXCEPTION);
+    assert.equal(tm.cpu.exitVector, 1, 'trap after the first instruction run with TF=1');
+    assert.equal(tm.cpu.exitTrap, true);
+    assert.equal(R(tm, 0), 1, 'MOV EAX completed');
+    assert.equal(R(tm, 3), 0);
+    assert.ok(tm.cpu.state.dr6 & 0x4000);
+    assert.equal(go(tm), ExitReason.EXCEPTION);
+    assert.equal(tm.cpu.exitVector, 1);
+    assert.equal(R(tm, 3), 2);
+    assert.equal(tm.cpu.state.instructionsRetired, 5);
+  });
+
   it('CALL/RET/PUSH/POP with 64-bit stack and high addresses', () => {
     const tm = machine(
       'long64',
