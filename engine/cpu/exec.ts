@@ -853,7 +853,7 @@ export function execInsn(cpu: Cpu, d: Insn): number {
       return 1;
     }
     case 0x9e:
-      if (long && 0) return ud(cpu, d);
+      // SAHF: LAHF/SAHF are available in 64-bit mode (CPUID 80000001h ECX[0] is set).
       setSome(cpu, 0xd5, (R[0] >> 8) & 0xd5);
       return 1;
     case 0x9f:
@@ -1200,9 +1200,7 @@ function popf(cpu: Cpu, v: number, s: number): void {
 
 function softInt(cpu: Cpu, d: Insn, vector: number, exception: boolean): void {
   if (exception && cpu.interceptExceptions & (1 << vector)) cpu.trap(vector);
-  const st = cpu.state;
   cpu.deliverInterrupt(vector, -1, true, d.nextLo, d.nextHi);
-  void st;
 }
 
 function group3(cpu: Cpu, d: Insn, s: number): void {
