@@ -484,10 +484,12 @@ function setRip(cpu: Cpu, lo: number, hi: number, osz: number): void {
   }
 }
 
-function relTarget(d: Insn): [number, number] {
+/** Target of a relative branch: low half returned, high half in `relHi` (no allocation). */
+let relHi = 0;
+function relTarget(d: Insn): number {
   const n = (d.nextLo >>> 0) + d.imm;
-  if (d.long) return [n | 0, (d.nextHi + Math.floor(n / 4294967296)) | 0];
-  return [n | 0, 0];
+  relHi = d.long ? (d.nextHi + Math.floor(n / 4294967296)) | 0 : 0;
+  return n | 0;
 }
 
 /** Count register (CX/ECX/RCX per address size) is zero. */
@@ -1006,7 +1008,8 @@ export function execInsn(cpu: Cpu, d: Insn): number {
       if (op === 0xe0) take = take && !(cpu.arith() & 0x40);
       else if (op === 0xe1) take = take && (cpu.arith() & 0x40) !== 0;
       if (take) {
-        const [lo, hi] = relTarget(d);
+        const lo = relTarget(d),
+          hi = relHi;
         try {
           setRip(cpu, lo, hi, s);
         } catch (e) {
@@ -1019,7 +1022,8 @@ export function execInsn(cpu: Cpu, d: Insn): number {
     }
     case 0xe3:
       if (countZero(cpu, d.asz)) {
-        const [lo, hi] = relTarget(d);
+        const lo = relTarget(d),
+          hi = relHi;
         setRip(cpu, lo, hi, s);
       }
       return 1;
@@ -1049,7 +1053,8 @@ export function execInsn(cpu: Cpu, d: Insn): number {
       return 1;
     }
     case 0xe8: {
-      const [lo, hi] = relTarget(d);
+      const lo = relTarget(d),
+        hi = relHi;
       const ss = long ? 8 : s;
       const tgt = ss === 2 ? lo & 0xffff : lo;
       // Check the target before pushing (fault leaves the stack untouched).
@@ -1060,7 +1065,8 @@ export function execInsn(cpu: Cpu, d: Insn): number {
     }
     case 0xe9:
     case 0xeb: {
-      const [lo, hi] = relTarget(d);
+      const lo = relTarget(d),
+        hi = relHi;
       setRip(cpu, lo, hi, s);
       return 1;
     }
@@ -1128,7 +1134,8 @@ export function execInsn(cpu: Cpu, d: Insn): number {
   }
   if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f)) {
     if (cpu.cond(op & 15)) {
-      const [lo, hi] = relTarget(d);
+      const lo = relTarget(d),
+        hi = relHi;
       setRip(cpu, lo, hi, s);
     }
     return 1;
