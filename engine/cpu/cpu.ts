@@ -1328,6 +1328,8 @@ export class Cpu implements CpuInternals {
     }
     // Budget end as an absolute instruction count (blocks may add to instructionsRetired themselves).
     const end = s.instructionsRetired + budget;
+    // Budget charged for REP string chunks that yielded without retiring (keeps run() bounded).
+    let stallCost = 0;
     let first = true;
     if (s.halted) return 6;
     // Drivers may have changed CR0/CR3/CR4/EFER/CS/CPL between runs: re-derive (cheap when nothing changed).
@@ -1338,7 +1340,7 @@ export class Cpu implements CpuInternals {
       this.faultIc = -1;
       try {
         for (;;) {
-          const remaining = end - s.instructionsRetired;
+          const remaining = end - s.instructionsRetired - stallCost;
           if (remaining <= 0) return this.singleStep ? 11 : 0;
           // Successor cache: valid while no TLB flush / invalidation / mode change happened.
           const ep = this.epoch;
@@ -1391,6 +1393,7 @@ export class Cpu implements CpuInternals {
           }
           s.instructionsRetired += n;
           first = false;
+          if (n === 0) stallCost += 256;
           if (blk.sys || blk.single) {
             this.stateChanged();
             prev = null;

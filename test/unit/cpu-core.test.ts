@@ -406,6 +406,23 @@ describe('CPU core: exceptions and restart', () => {
   });
 });
 
+describe('CPU core: bounded runs', () => {
+  it('a huge REP STOSB yields to the budget, keeping RCX/RDI consistent, and resumes', () => {
+    const tm = machine('long64', `mov rdi, 0x200000\nmov ecx, 0xffffffff\nxor eax, eax\nrep stosb\nint3`);
+    assert.equal(tm.cpu.run(1000), ExitReason.BUDGET);
+    const done = 0xffffffff - R(tm, 1);
+    assert.ok(done > 0 && done < 0x100000, `iterations done ${done}`);
+    assert.equal(R(tm, 7), 0x200000 + done);
+    assert.equal(
+      rip(tm),
+      CODE_BASE + 14,
+      'RIP stays at the REP instruction (mov rdi 7 + mov ecx 5 + xor 2 bytes)',
+    );
+    assert.equal(tm.cpu.run(1000), ExitReason.BUDGET);
+    assert.ok(0xffffffff - R(tm, 1) > done, 'progress on the next run');
+  });
+});
+
 describe('CPU core: self-modifying code, breakpoints, watchpoints', () => {
   it('sees stores into code it already ran and writes through MachineMemory', () => {
     const tm = machine(
