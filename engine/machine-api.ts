@@ -240,7 +240,12 @@ export interface Machine {
   addBreakpoint(va: bigint): number;
   removeBreakpoint(id: number): void;
   /** Data breakpoint on a guest virtual ('virtual') or pseudo-physical ('physical') range. */
-  addDataBreakpoint(space: 'virtual' | 'physical', address: bigint, length: number, access: 'read' | 'write' | 'readWrite'): number;
+  addDataBreakpoint(
+    space: 'virtual' | 'physical',
+    address: bigint,
+    length: number,
+    access: 'read' | 'write' | 'readWrite',
+  ): number;
   removeDataBreakpoint(id: number): void;
   /**
    * Enables a filter with an optional condition string (syntax per filter,
@@ -253,9 +258,19 @@ export interface Machine {
   getRegisters(vcpu: number): VcpuRegisters;
   setRegister(vcpu: number, name: string, value: bigint): void;
   /** Reads guest memory; returns the bytes readable from the start (may be shorter: stops at the first unmapped byte). */
-  readMemory(space: 'virtual' | 'physical' | 'machine', address: bigint, length: number, vcpu: number): Uint8Array;
+  readMemory(
+    space: 'virtual' | 'physical' | 'machine',
+    address: bigint,
+    length: number,
+    vcpu: number,
+  ): Uint8Array;
   /** Writes; returns bytes written (stops at the first unmapped/read-only-to-debugger byte). */
-  writeMemory(space: 'virtual' | 'physical' | 'machine', address: bigint, data: Uint8Array, vcpu: number): number;
+  writeMemory(
+    space: 'virtual' | 'physical' | 'machine',
+    address: bigint,
+    data: Uint8Array,
+    vcpu: number,
+  ): number;
 
   // Hypervisor state inspection (also served as DAP custom requests).
   gdt(vcpu: number): DescriptorEntry[];

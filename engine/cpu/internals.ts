@@ -54,5 +54,11 @@ export interface CpuInternals extends CpuApi {
    * address after the instruction); `errorCode` -1 = none. Implemented in
    * system.ts; nested faults escalate to #DF, then SHUTDOWN.
    */
-  deliverInterrupt(vector: number, errorCode: number, software: boolean, returnLo: number, returnHi: number): void;
+  deliverInterrupt(
+    vector: number,
+    errorCode: number,
+    software: boolean,
+    returnLo: number,
+    returnHi: number,
+  ): void;
 }

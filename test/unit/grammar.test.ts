@@ -28,10 +28,17 @@ describe('TextMate grammars', () => {
     const { mkdtempSync, writeFileSync } = require('node:fs') as typeof import('node:fs');
     const dir = mkdtempSync(join(require('node:os').tmpdir(), 'pvscope-grammar-'));
     const bad = join(dir, 'bad.xl');
-    writeFileSync(bad, '# SYNTAX TEST "source.xl-config"\nmemory = 512\n#        ^^^ string.quoted.double.xl-config\n');
-    const r = spawnSync(process.execPath, [cli, '--grammar', join(root, 'syntaxes', 'xl-config.tmLanguage.json'), bad], {
-      encoding: 'utf8',
-    });
+    writeFileSync(
+      bad,
+      '# SYNTAX TEST "source.xl-config"\nmemory = 512\n#        ^^^ string.quoted.double.xl-config\n',
+    );
+    const r = spawnSync(
+      process.execPath,
+      [cli, '--grammar', join(root, 'syntaxes', 'xl-config.tmLanguage.json'), bad],
+      {
+        encoding: 'utf8',
+      },
+    );
     assert.notEqual(r.status, 0);
   });
 });
