@@ -1380,6 +1380,7 @@ export class Cpu implements CpuInternals {
             // The block caught a fault (cpu.faultIc says where).
             prev = null;
             first = false;
+            stallCost += 16; // exception deliveries count against the budget (a handler that faults at once must not hang run())
             const r = this.handleFault(blk);
             if (r >= 0) return r;
             // A step that ended in exception delivery stops at the handler's first instruction.
@@ -1425,6 +1426,7 @@ export class Cpu implements CpuInternals {
         }
         const r = this.handleFault(blk);
         first = false;
+        stallCost += 16;
         if (r >= 0) return r;
         if (this.singleStep) return 11;
         if (this.stopReq) {

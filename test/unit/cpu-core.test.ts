@@ -423,6 +423,16 @@ describe('CPU core: bounded runs', () => {
   });
 });
 
+describe('CPU core: bounded runs (exceptions)', () => {
+  it('an exception handler that faults at once (serial #UD loop) still returns at the budget', () => {
+    const tm = machine('long64', `ud2`);
+    tm.setIdtGate(6, CODE_BASE);
+    tm.cpu.interceptExceptions = 0;
+    assert.equal(tm.cpu.run(1000), ExitReason.BUDGET);
+    assert.equal(tm.cpu.state.instructionsRetired, 0);
+  });
+});
+
 describe('CPU core: self-modifying code, breakpoints, watchpoints', () => {
   it('sees stores into code it already ran and writes through MachineMemory', () => {
     const tm = machine(
