@@ -128,7 +128,15 @@ async function checkPanels(vs: VsCode, theme: string): Promise<void> {
     } else if (p.name === 'evtchn') {
       await f.locator('#ports tbody tr', { hasText: 'console' }).first().waitFor({ timeout: 30_000 });
       assert.equal(await f.locator('#ports tbody tr', { hasText: 'xenstored' }).count(), 1);
-      assert.equal(await f.locator('#ports tbody tr', { hasText: 'console' }).count(), 1);
+      const consoleRow = f.locator('#ports tbody tr', { hasText: 'console' });
+      assert.equal(await consoleRow.count(), 1);
+      // A click on a port sets the `event` filter's condition to that port, and back.
+      const port = (await consoleRow.getAttribute('data-port')) ?? '';
+      assert.match(port, /^\d+$/);
+      await consoleRow.locator('input.break').check();
+      await f.locator('#filter', { hasText: `Stop on ports: ${port}` }).waitFor({ timeout: 30_000 });
+      await consoleRow.locator('input.break').uncheck();
+      await f.locator('#filter', { hasText: 'Stop on ports: none' }).waitFor({ timeout: 30_000 });
     } else if (p.name === 'grants') {
       await f.locator('#grants').waitFor();
     } else if (p.name === 'xenstore') {
@@ -214,7 +222,7 @@ describe('e2e: pvscope in VS Code on Debian PV GRUB', function () {
     await bpRow.locator('input[type=checkbox]').uncheck();
     await page.locator('.debug-toolbar .action-label[aria-label^="Continue"]').click();
     await runCommand(page, 'pvscope: Show Guest Console');
-    await waitTerminal(page, /grub> ?$/m, 240_000);
+    await waitTerminal(page, /grub>\s*$/, 240_000);
     await page.locator('.terminal-wrapper.active .xterm').click();
     await page.keyboard.type('echo pvscope-e2e\r');
     await waitTerminal(page, /echo pvscope-e2e\s*\n\s*pvscope-e2e/, 60_000);
