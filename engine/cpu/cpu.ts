@@ -68,6 +68,9 @@ for (let i = 0; i < 256; i++) {
 interface FrameCode {
   /** Blocks by page offset of their first byte (a Map: memory proportional to the code decoded). */
   byOff: Map<number, Block>;
+  /** One-instruction blocks (budget tails, TF single-step) by page offset. */
+  single: Map<number, Block>;
+  /** Every block depending on this frame (for invalidation). */
   all: Block[];
 }
 
@@ -1161,6 +1164,7 @@ export class Cpu implements CpuInternals {
       if (b.frame !== f) {
         const o = this.frames[b.frame];
         if (o && o.byOff.get(b.pageOff) === b) o.byOff.delete(b.pageOff);
+        if (o && o.single.get(b.pageOff) === b) o.single.delete(b.pageOff);
       }
     }
   }
@@ -1168,17 +1172,24 @@ export class Cpu implements CpuInternals {
   private registerBlock(b: Block): void {
     let fc = this.frames[b.frame];
     if (!fc) {
-      fc = { byOff: new Map(), all: [] };
+      fc = { byOff: new Map(), single: new Map(), all: [] };
       this.frames[b.frame] = fc;
       this.mem.codeFrames[b.frame] = 1;
       for (const c of this.peers) c.tlbDropWrites(b.frame);
     }
-    if (!b.single) fc.byOff.set(b.pageOff, b);
+    // A block replacing another at the same offset (other mode/RIP) drops the old one.
+    const map = b.single ? fc.single : fc.byOff;
+    const old = map.get(b.pageOff);
+    if (old) {
+      old.valid = false;
+      fc.all = fc.all.filter((x) => x !== old);
+    }
+    map.set(b.pageOff, b);
     fc.all.push(b);
     if (b.frame2 >= 0 && b.frame2 !== b.frame) {
       let f2 = this.frames[b.frame2];
       if (!f2) {
-        f2 = { byOff: new Map(), all: [] };
+        f2 = { byOff: new Map(), single: new Map(), all: [] };
         this.frames[b.frame2] = f2;
         this.mem.codeFrames[b.frame2] = 1;
         for (const c of this.peers) c.tlbDropWrites(b.frame2);
@@ -1373,7 +1384,18 @@ export class Cpu implements CpuInternals {
             this.lookupBlock();
             this.insnRipLo = s.ripLo;
             this.insnRipHi = s.ripHi;
-            blk = this.buildBlock(this.lastOff, 1);
+            const off = this.lastOff;
+            const fc = this.frames[off >>> 12];
+            const sb = fc ? fc.single.get(off & 0xfff) : undefined;
+            if (
+              sb !== undefined &&
+              sb.ripLo === s.ripLo &&
+              sb.ripHi === (this.curMode === 5 ? s.ripHi : 0) &&
+              sb.key === this.modeKey &&
+              sb.frame2 < 0
+            ) {
+              blk = sb;
+            } else blk = this.buildBlock(off, 1);
           }
           const n = blk.fn();
           if (n < 0) {
