@@ -1264,16 +1264,27 @@ function group3(cpu: Cpu, d: Insn, s: number): void {
         of = signed ? hi !== lo >> 31 : hi !== 0;
         mulFlags(cpu, of, lo);
       } else {
-        const a = signed ? toBigS(R[0], H[0]) : toBig(R[0], H[0]);
-        const bb = signed ? toBigS(b, bh) : toBig(b, bh);
-        const p = BigInt.asUintN(128, a * bb);
-        const lo = p & 0xffffffffffffffffn;
-        const hi = p >> 64n;
-        R[0] = loOf(lo);
-        H[0] = hiOf(lo);
-        R[2] = loOf(hi);
-        H[2] = hiOf(hi);
-        of = signed ? hi !== (BigInt.asIntN(64, lo) < 0n ? 0xffffffffffffffffn : 0n) : hi !== 0n;
+        // 64 x 64 -> 128 with 16-bit limbs (no BigInt).
+        mul128(R[0], H[0], b, bh);
+        let p2 = P128[2],
+          p3 = P128[3];
+        if (signed) {
+          // Signed high half = unsigned high - (a<0 ? b : 0) - (b<0 ? a : 0) (mod 2^64).
+          if (H[0] < 0) {
+            p2 = sub64(p2, p3, b, bh);
+            p3 = subHi;
+          }
+          if (bh < 0) {
+            p2 = sub64(p2, p3, R[0], H[0]);
+            p3 = subHi;
+          }
+        }
+        R[0] = P128[0];
+        H[0] = P128[1];
+        R[2] = p2;
+        H[2] = p3;
+        const ext = H[0] >> 31;
+        of = signed ? p2 !== ext || p3 !== ext : (p2 | p3) !== 0;
         mulFlags(cpu, of, R[0] | H[0]);
       }
       return;
@@ -1338,6 +1349,54 @@ function group3(cpu: Cpu, d: Insn, s: number): void {
       return;
     }
   }
+}
+
+/** Result words (u32 as int32, little-endian) of the last `mul128`. */
+const P128 = new Int32Array(4);
+const LIMB = new Float64Array(8);
+const LA = new Float64Array(4);
+const LB = new Float64Array(4);
+
+/** Unsigned 64 x 64 -> 128-bit product of (a, ah) and (b, bh) into P128 (SDM MUL r/m64). */
+function mul128(a: number, ah: number, b: number, bh: number): void {
+  const A0 = a & 0xffff,
+    A1 = a >>> 16,
+    A2 = ah & 0xffff,
+    A3 = ah >>> 16;
+  const B0 = b & 0xffff,
+    B1 = b >>> 16,
+    B2 = bh & 0xffff,
+    B3 = bh >>> 16;
+  LIMB.fill(0);
+  const As = LA,
+    Bs = LB;
+  As[0] = A0;
+  As[1] = A1;
+  As[2] = A2;
+  As[3] = A3;
+  Bs[0] = B0;
+  Bs[1] = B1;
+  Bs[2] = B2;
+  Bs[3] = B3;
+  for (let i = 0; i < 4; i++) {
+    let carry = 0;
+    const ai = As[i];
+    for (let j = 0; j < 4; j++) {
+      const t = LIMB[i + j] + ai * Bs[j] + carry;
+      carry = Math.floor(t / 65536);
+      LIMB[i + j] = t - carry * 65536;
+    }
+    LIMB[i + 4] += carry;
+  }
+  for (let w = 0; w < 4; w++) P128[w] = LIMB[2 * w] | (LIMB[2 * w + 1] << 16);
+}
+
+/** (a, ah) - (b, bh) mod 2^64: low half returned, high half in `subHi`. */
+let subHi = 0;
+function sub64(a: number, ah: number, b: number, bh: number): number {
+  const t = (a >>> 0) - (b >>> 0);
+  subHi = (ah - bh - (t < 0 ? 1 : 0)) | 0;
+  return t | 0;
 }
 
 function mulFlags(cpu: Cpu, of: boolean, low: number): void {

@@ -199,6 +199,45 @@ describe('CPU core: flags', () => {
   });
 });
 
+describe('CPU core: 64-bit multiply', () => {
+  it('MUL/IMUL r/m64 give the 128-bit product in RDX:RAX and CF=OF as the SDM says', () => {
+    let seed = 12345;
+    const rnd = (): number => {
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return seed >>> 0;
+    };
+    const big = (l: number, h: number): bigint => (BigInt(h >>> 0) << 32n) | BigInt(l >>> 0);
+    const edge = [0, 1, -1, 0x7fffffff, -0x80000000];
+    for (let i = 0; i < 400; i++) {
+      const signed = (i & 1) === 1;
+      const tm = machine('long64', signed ? 'imul rbx\nint3' : 'mul rbx\nint3');
+      const st = tm.cpu.state;
+      for (const r of [0, 3]) {
+        st.gprLo[r] = rnd() % 4 ? rnd() : edge[rnd() % 5];
+        st.gprHi[r] = rnd() % 4 ? rnd() : edge[rnd() % 5];
+      }
+      let a = big(st.gprLo[0], st.gprHi[0]);
+      let b = big(st.gprLo[3], st.gprHi[3]);
+      if (signed) {
+        a = BigInt.asIntN(64, a);
+        b = BigInt.asIntN(64, b);
+      }
+      const p = BigInt.asUintN(128, a * b);
+      go(tm);
+      const got = (big(st.gprLo[2], st.gprHi[2]) << 64n) | big(st.gprLo[0], st.gprHi[0]);
+      assert.equal(got, p, `${signed ? 'imul' : 'mul'} ${a} * ${b}`);
+      const lo = p & ((1n << 64n) - 1n);
+      const hi = p >> 64n;
+      const of = signed ? hi !== (BigInt.asIntN(64, lo) < 0n ? (1n << 64n) - 1n : 0n) : hi !== 0n;
+      const f = tm.cpu.getRflags();
+      assert.equal((f & 1) !== 0, of);
+      assert.equal((f & 0x800) !== 0, of);
+    }
+  });
+});
+
 describe('CPU core: paging', () => {
   const PAGE = 0x40000000; // a linear page mapped by the tests
 
