@@ -1315,21 +1315,34 @@ function group3(cpu: Cpu, d: Insn, s: number): void {
         R[2] = (R[2] & ~0xffff) | (r & 0xffff);
       } else if (s === 4) {
         if (b === 0) cpu.fault(0, -1);
-        if (!signed && R[2] === 0) {
-          const n = R[0] >>> 0,
-            dv = b >>> 0;
-          const q = Math.floor(n / dv);
-          R[0] = q | 0;
-          R[2] = (n - q * dv) | 0;
-        } else {
-          const n = signed ? BigInt.asIntN(64, toBig(R[0], R[2])) : toBig(R[0], R[2]);
-          const dv = signed ? BigInt(b) : BigInt(b >>> 0);
-          const q = n / dv;
-          const r = n % dv;
-          if (signed ? q > 0x7fffffffn || q < -0x80000000n : q > 0xffffffffn) cpu.fault(0, -1);
-          R[0] = loOf(q);
-          R[2] = loOf(r);
+        // EDX:EAX / r/m32 without BigInt: long division in 16-bit steps (exact in doubles).
+        let nLo = R[0],
+          nHi = R[2];
+        const negN = signed && nHi < 0;
+        if (negN) {
+          nLo = sub64(0, 0, nLo, nHi);
+          nHi = subHi;
         }
+        const negD = signed && b < 0;
+        const dv = negD ? -b >>> 0 : b >>> 0;
+        const hiU = nHi >>> 0;
+        if (hiU >= dv) cpu.fault(0, -1); // quotient needs more than 32 bits
+        let rem = hiU;
+        let t = rem * 65536 + (nLo >>> 16);
+        const q1 = Math.floor(t / dv);
+        rem = t - q1 * dv;
+        t = rem * 65536 + (nLo & 0xffff);
+        const q0 = Math.floor(t / dv);
+        rem = t - q0 * dv;
+        let q = q1 * 65536 + q0;
+        if (signed) {
+          const qNeg = negN !== negD;
+          if (qNeg ? q > 0x80000000 : q > 0x7fffffff) cpu.fault(0, -1);
+          if (qNeg) q = -q;
+          if (negN) rem = -rem;
+        }
+        R[0] = q | 0;
+        R[2] = rem | 0;
         H[0] = 0;
         H[2] = 0;
       } else {

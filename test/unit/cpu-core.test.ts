@@ -238,6 +238,46 @@ describe('CPU core: 64-bit multiply', () => {
   });
 });
 
+describe('CPU core: 32-bit divide', () => {
+  it('DIV/IDIV r/m32 of EDX:EAX give quotient/remainder or #DE as the SDM says', () => {
+    let seed = 999;
+    const rnd = (): number => {
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return seed >>> 0;
+    };
+    const edge = [0, 1, -1, 0x7fffffff, -0x80000000, 2, -2];
+    let checked = 0;
+    for (let i = 0; i < 600; i++) {
+      const signed = (i & 1) === 1;
+      const tm = machine('pae32', signed ? 'idiv ebx\nint3' : 'div ebx\nint3');
+      const st = tm.cpu.state;
+      st.gprLo[0] = rnd() % 3 ? rnd() : edge[rnd() % 7];
+      st.gprLo[2] = rnd() % 3 ? (rnd() % 2 ? rnd() % 1000 : rnd()) : edge[rnd() % 7];
+      st.gprLo[3] = rnd() % 3 ? rnd() : edge[rnd() % 7];
+      const n0 = (BigInt(st.gprLo[2] >>> 0) << 32n) | BigInt(st.gprLo[0] >>> 0);
+      const n = signed ? BigInt.asIntN(64, n0) : n0;
+      const d = signed ? BigInt(st.gprLo[3]) : BigInt(st.gprLo[3] >>> 0);
+      let q = 0n;
+      let r = 0n;
+      let wantDE = d === 0n;
+      if (!wantDE) {
+        q = n / d;
+        r = n % d;
+        wantDE = signed ? q > 0x7fffffffn || q < -0x80000000n : q > 0xffffffffn;
+      }
+      go(tm);
+      assert.equal(tm.cpu.exitVector === 0, wantDE, `${signed ? 'idiv' : 'div'} ${n} / ${d}`);
+      if (wantDE) continue;
+      checked++;
+      assert.equal(st.gprLo[0] | 0, Number(BigInt.asIntN(32, q)));
+      assert.equal(st.gprLo[2] | 0, Number(BigInt.asIntN(32, r)));
+    }
+    assert.ok(checked > 200);
+  });
+});
+
 describe('CPU core: paging', () => {
   const PAGE = 0x40000000; // a linear page mapped by the tests
 
