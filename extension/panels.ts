@@ -143,6 +143,8 @@ class Panel {
     }
     this.busy = true;
     const vcpu = this.manager.tracker.selectedVcpu(st);
+    // The Breakpoints view may have changed the filters since the last refresh.
+    if (this.kind === 'evtchn') this.post({ type: 'eventFilter', ports: eventPortsOf(st.exceptionArgs) });
     try {
       const data = await this.fetch(st, vcpu);
       this.post({ type: 'data', data, vcpu, running: st.running });

@@ -121,6 +121,8 @@ export interface VsCode {
   page: Page;
   context: BrowserContext;
   workspace: string;
+  /** The extensions folder the .vsix was installed into. */
+  extensionsDir: string;
   port: number;
   /** code-server's output so far (for failure messages). */
   log(): string;
@@ -167,10 +169,12 @@ export async function startVsCode(spec: WorkspaceSpec): Promise<VsCode> {
       2,
     ),
   );
-  writeFileSync(
-    join(workspace, '.vscode', 'launch.json'),
-    JSON.stringify({ version: '0.2.0', configurations: spec.configurations }, null, 2),
-  );
+  // No configurations: no launch.json at all (F5 then asks the configuration provider).
+  if (spec.configurations.length)
+    writeFileSync(
+      join(workspace, '.vscode', 'launch.json'),
+      JSON.stringify({ version: '0.2.0', configurations: spec.configurations }, null, 2),
+    );
   writeFileSync(join(workspace, 'README.txt'), 'pvscope e2e workspace\n');
   for (const [rel, text] of Object.entries(spec.files ?? {})) writeFileSync(join(workspace, rel), text);
 
@@ -274,6 +278,7 @@ export async function startVsCode(spec: WorkspaceSpec): Promise<VsCode> {
     page,
     context,
     workspace,
+    extensionsDir: extDir,
     port,
     log: () => out,
     diagnostics: async () => {

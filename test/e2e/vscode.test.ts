@@ -12,6 +12,7 @@
  * Screenshots: test-artifacts/e2e/<theme>-<panel>.png.
  */
 import { strict as assert } from 'node:assert';
+import { execFileSync } from 'node:child_process';
 import type { Frame, Page } from 'playwright-core';
 import { fetchDebianFile } from '../helpers/debian';
 import {
@@ -35,10 +36,11 @@ const PANEL_CHECKS: { command: string; name: string; selector: string }[] = [
   { command: 'pvscope: Show XenStore', name: 'xenstore', selector: '#tree' },
 ];
 
-async function startGrub(theme: Theme): Promise<VsCode> {
+async function startGrub(theme: Theme, adapterMode: 'process' | 'inline' = 'process'): Promise<VsCode> {
   const kernel = await fetchDebianFile('grub-xen-host', '/usr/lib/grub-xen/grub-x86_64-xen.bin');
   return startVsCode({
     theme,
+    settings: { 'pvscope.adapterMode': adapterMode },
     configurations: [
       {
         type: 'pvscope',
@@ -189,6 +191,12 @@ describe('e2e: pvscope in VS Code on Debian PV GRUB', function () {
     const { page } = vs;
     await startDebugging(vs);
     await screenshot(page, 'dark-entry');
+    // Process mode: the adapter is its own `node .../dist/debug-adapter.js` process, from the installed extension.
+    const ps = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' });
+    assert.ok(
+      ps.split('\n').some((l) => l.includes(vs!.extensionsDir) && l.includes('dist/debug-adapter.js')),
+      'no debug adapter process from the installed extension',
+    );
 
     // Breakpoints view: enable the "Hypercalls" filter and give it a condition.
     const bpRow = page.locator('.debug-breakpoints .monaco-list-row', { hasText: 'Hypercalls' });
@@ -241,9 +249,38 @@ describe('e2e: pvscope in VS Code on Debian PV GRUB', function () {
     assert.match(await page.locator('.statusbar').innerText(), /vcpu0 · [\d,]+ insns/);
   });
 
-  it('high-contrast theme: every panel renders', async () => {
-    vs = await startGrub('Default High Contrast');
+  it('high-contrast theme, inline adapter: every panel renders', async () => {
+    vs = await startGrub('Default High Contrast', 'inline');
     await startDebugging(vs);
     await checkPanels(vs, 'high-contrast');
+  });
+
+  it('F5 with no launch.json launches the xl configuration (.cfg detected by content) in the active editor', async () => {
+    const kernel = await fetchDebianFile('grub-xen-host', '/usr/lib/grub-xen/grub-x86_64-xen.bin');
+    vs = await startVsCode({
+      theme: 'Default Dark Modern',
+      configurations: [],
+      files: {
+        'domain.cfg': `# PV GRUB\nname = "grub-e2e"\ntype = "pv"\nkernel = "${kernel}"\nmemory = 128\n`,
+      },
+    });
+    const { page } = vs;
+    await waitForCommand(page, 'pvscope: Show Descriptor Tables');
+    await page
+      .locator('.explorer-folders-view .monaco-list-row', { hasText: 'domain.cfg' })
+      .first()
+      .dblclick();
+    // The .cfg file was switched from "Properties" to the xl language.
+    await page
+      .locator('.statusbar-item', { hasText: 'xl domain configuration' })
+      .first()
+      .waitFor({ timeout: 30_000 });
+    await page.locator('.monaco-editor .view-lines').first().click();
+    await page.keyboard.press('F5');
+    await callStackHeader(page).filter({ hasText: 'Paused on entry' }).waitFor({ timeout: 90_000 });
+    await runCommand(page, 'pvscope: Show XenStore');
+    const f = await webviewFrame(page, '#tree', 60_000);
+    await f.locator('#tree tbody tr', { hasText: 'grub-e2e' }).first().waitFor({ timeout: 30_000 });
+    await screenshot(page, 'dark-xl-config');
   });
 });

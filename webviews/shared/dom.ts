@@ -124,7 +124,7 @@ h2 { font-size: 1.1em; margin: 14px 0 6px; font-weight: 600; }
 .message { border: 1px solid var(--vscode-inputValidation-warningBorder, orange); padding: 4px 8px; margin: 8px 0;
   background: var(--vscode-inputValidation-warningBackground, transparent); }
 table.grid { border-collapse: collapse; font-family: var(--vscode-editor-font-family); font-size: var(--vscode-editor-font-size);
-  width: 100%; }
+  width: auto; min-width: 60%; }
 table.grid th { text-align: left; position: sticky; top: 0; background: var(--vscode-editor-background);
   border-bottom: 1px solid var(--vscode-panel-border, var(--vscode-contrastBorder, #888)); padding: 2px 6px; font-weight: 600; }
 table.grid td { padding: 1px 6px; white-space: nowrap; border-bottom: 1px solid var(--vscode-editorGroup-border, transparent); }
