@@ -282,5 +282,15 @@ describe('e2e: pvscope in VS Code on Debian PV GRUB', function () {
     const f = await webviewFrame(page, '#tree', 60_000);
     await f.locator('#tree tbody tr', { hasText: 'grub-e2e' }).first().waitFor({ timeout: 30_000 });
     await screenshot(page, 'dark-xl-config');
+    // "Open in memory view" on the L4's machine frame opens the session's vscode-debug-memory document.
+    await runCommand(page, 'pvscope: Show Page Tables');
+    const pt = await webviewFrame(page, '#root-kernel', 60_000);
+    const mfnLink = pt.locator('.ptrow.node button.link').first();
+    const mfn = (await mfnLink.innerText()).trim();
+    await mfnLink.click();
+    const tab = page.locator('.tabs-container .tab', { hasText: /^m_0x[0-9a-f]+000\.bin/ });
+    await tab.first().waitFor({ timeout: 30_000 });
+    assert.match(await tab.first().innerText(), new RegExp(`m_${mfn}000\\.bin`));
+    await screenshot(page, 'dark-memory-view');
   });
 });
