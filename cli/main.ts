@@ -14,7 +14,7 @@ import { getRip } from '../engine/xen/regs';
 
 const USAGE = `usage: pvscope run [domain.cfg] [--kernel F] [--ramdisk F] [--cmdline S] [--memory MiB] [--vcpus N]
                    [--disk SPEC]... [--input TEXT] [--input-file F] [--timeout S] [--max-instructions N]
-                   [--trace hypercalls,events,grants,faults] [--trace-file F] [--default-guest]`;
+                   [--trace hypercalls,events,grants,faults] [--trace-file F] [--default-guest] [--demo-guest]`;
 
 class UsageError extends Error {}
 
@@ -48,12 +48,13 @@ interface Options {
   trace?: Set<TraceKind>;
   traceFile?: string;
   defaultGuest: boolean;
+  demoGuest: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
   if (argv[0] !== 'run')
     throw new UsageError(argv.length ? `unknown command '${argv[0]}'` : 'missing command');
-  const o: Options = { disks: [], defaultGuest: false };
+  const o: Options = { disks: [], defaultGuest: false, demoGuest: false };
   const num = (name: string, v: string | undefined, int = true): number => {
     if (v === undefined) throw new UsageError(`${name} needs a value`);
     const n = Number(v);
@@ -122,6 +123,9 @@ function parseArgs(argv: string[]): Options {
       case '--default-guest':
         o.defaultGuest = true;
         break;
+      case '--demo-guest':
+        o.demoGuest = true;
+        break;
       case '-h':
       case '--help':
         process.stdout.write(USAGE + '\n');
@@ -145,17 +149,53 @@ function defaultGuestPath(): string {
   try {
     execFileSync('apt-get', ['download', 'grub-xen-host'], { cwd: dir, stdio: 'pipe' });
   } catch (e) {
-    die(
-      2,
-      `--default-guest needs Debian's grub-xen-host package, fetched with 'apt-get download', which failed ` +
-        `(${(e as Error).message.split('\n')[0]}). Install apt-get or pass --kernel with a PV kernel.`,
+    process.stderr.write(
+      `pvscope: cannot fetch Debian's grub-xen-host with 'apt-get download' ` +
+        `(${(e as Error).message.split('\n')[0]}); running the demo guest built from guests/demo instead\n`,
     );
+    return demoGuestPath();
   }
   const deb = fs.readdirSync(dir).find((f) => f.startsWith('grub-xen-host') && f.endsWith('.deb'));
   if (!deb) die(2, 'apt-get download grub-xen-host produced no package');
   execFileSync('dpkg-deb', ['-x', path.join(dir, deb), path.join(dir, 'root')], { stdio: 'pipe' });
   if (!fs.existsSync(target)) die(2, `grub-xen-host has no ${target}`);
   return target;
+}
+
+/**
+ * Builds the demo guest (guests/demo/demo.S, a 64-bit PV kernel of the
+ * project's own) with GNU as + ld into .cache/demo/ on first use.
+ * Exits 2 with a message when binutils is missing.
+ */
+function demoGuestPath(): string {
+  const root = path.resolve(__dirname, '..');
+  const src = path.join(root, 'guests', 'demo', 'demo.S');
+  const dir = path.join(root, '.cache', 'demo');
+  const elf = path.join(dir, 'demo.elf');
+  if (fs.existsSync(elf) && fs.statSync(elf).mtimeMs >= fs.statSync(src).mtimeMs) return elf;
+  fs.mkdirSync(dir, { recursive: true });
+  const obj = path.join(dir, 'demo.o');
+  try {
+    execFileSync('as', ['--64', '-o', obj, src], { stdio: 'pipe' });
+    execFileSync(
+      'ld',
+      [
+        '-m',
+        'elf_x86_64',
+        '-Ttext-segment=0x1000',
+        '-z',
+        'noexecstack',
+        '--no-warn-rwx-segments',
+        '-o',
+        elf,
+        obj,
+      ],
+      { stdio: 'pipe' },
+    );
+  } catch (e) {
+    die(2, `cannot build the demo guest with GNU as/ld (binutils): ${(e as Error).message.split('\n')[0]}`);
+  }
+  return elf;
 }
 
 function main(): void {
@@ -171,9 +211,11 @@ function main(): void {
       const text = fs.readFileSync(o.cfg, 'utf8');
       config = parseXlConfig(text, path.dirname(path.resolve(o.cfg)));
     } else {
-      const kernel = o.defaultGuest ? defaultGuestPath() : o.kernel;
+      const kernel = o.demoGuest ? demoGuestPath() : o.defaultGuest ? defaultGuestPath() : o.kernel;
       if (!kernel)
-        throw new UsageError('no kernel: give a domain configuration file, --kernel or --default-guest');
+        throw new UsageError(
+          'no kernel: give a domain configuration file, --kernel, --default-guest or --demo-guest',
+        );
       config = { name: path.basename(kernel), kernel, memory: 256, vcpus: 1, disks: [], vifs: [] };
     }
     if (o.kernel) config.kernel = path.resolve(o.kernel);
