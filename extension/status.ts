@@ -53,6 +53,8 @@ export class StatusItem implements vscode.Disposable {
     this.busy = true;
     try {
       const body = (await st.session.customRequest('pvscope/status', {})) as StatusBody;
+      // The adapter's view of the run state also covers starts without a DAP event (stopOnEntry: false).
+      if (typeof body.running === 'boolean') st.running = body.running && !body.finished;
       this.item.text = statusText(body, this.tracker.selectedVcpu(st));
       this.item.show();
     } catch {

@@ -14,7 +14,10 @@
 import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
 import type { Frame, Page } from 'playwright-core';
-import { fetchDebianFile } from '../helpers/debian';
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fetchDebianFile, REPO_ROOT } from '../helpers/debian';
+import { buildXenGuest } from '../helpers/xen-guest';
 import {
   runCommand,
   screenshot,
@@ -59,7 +62,7 @@ function callStackHeader(page: Page) {
   return page.locator('.pane-header', { hasText: 'Call Stack' });
 }
 
-async function startDebugging(vs: VsCode): Promise<void> {
+async function startDebugging(vs: VsCode, header: string | RegExp = 'Paused on entry'): Promise<void> {
   const { page } = vs;
   await waitForCommand(page, 'pvscope: Show Descriptor Tables');
   // F5 pressed while the workbench is still settling is sometimes ignored: retry through the palette.
@@ -73,7 +76,7 @@ async function startDebugging(vs: VsCode): Promise<void> {
       await page.keyboard.press('F5');
     } else await runCommand(page, 'Debug: Start Debugging');
     const ok = await callStackHeader(page)
-      .filter({ hasText: 'Paused on entry' })
+      .filter({ hasText: header })
       .waitFor({ timeout: 30_000 })
       .then(() => true)
       .catch(() => false);
@@ -292,5 +295,45 @@ describe('e2e: pvscope in VS Code on Debian PV GRUB', function () {
     await tab.first().waitFor({ timeout: 30_000 });
     assert.match(await tab.first().innerText(), new RegExp(`m_${mfn}000\\.bin`));
     await screenshot(page, 'dark-memory-view');
+  });
+
+  it('markup a guest writes into XenStore and to its console is shown as text, and no script runs', async () => {
+    const elf = buildXenGuest({
+      bits: 64,
+      asm: `
+_start:
+  lea stack_top(%rip), %rsp
+  mov %rsi, %rdi
+  call inject_main
+  SHUTDOWN 0
+`,
+      c: readFileSync(join(__dirname, 'inject-guest.c'), 'utf8'),
+    });
+    const dir = join(REPO_ROOT, '.cache', 'e2e');
+    mkdirSync(dir, { recursive: true });
+    const kernel = join(dir, 'inject-guest.elf');
+    writeFileSync(kernel, elf);
+    vs = await startVsCode({
+      theme: 'Default Dark Modern',
+      configurations: [
+        { type: 'pvscope', request: 'launch', name: 'Hostile guest', kernel, memory: 32, stopOnEntry: false },
+      ],
+    });
+    const { page } = vs;
+    await startDebugging(vs, 'Running');
+    // XenStore panel (live while the guest runs): the value is text.
+    await runCommand(page, 'pvscope: Show XenStore');
+    const f = await webviewFrame(page, '#tree', 60_000);
+    const row = f.locator('#tree tbody tr[data-path="/local/domain/1/data/pwn"]');
+    await row.waitFor({ timeout: 60_000 });
+    assert.equal((await row.locator('td.value').innerText()).trim(), PAYLOAD);
+    assert.equal(await f.locator('img').count(), 0, 'no <img> element in the panel');
+    // Console terminal and Debug Console: the text, no element.
+    await runCommand(page, 'pvscope: Show Guest Console');
+    await waitTerminal(page, new RegExp(PAYLOAD.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), 60_000);
+    assert.equal(await page.locator('.terminal-wrapper img, .repl img').count(), 0);
+    await page.waitForTimeout(1000);
+    await noScriptRan(page, f);
+    await screenshot(page, 'dark-injection');
   });
 });
