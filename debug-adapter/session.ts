@@ -136,6 +136,8 @@ interface BpRecord {
   hit?: { op: string; n: number };
   logMessage?: string;
   hits: number;
+  /** Address space of a data breakpoint (virtual when absent). */
+  space?: Space;
 }
 
 type Goal =
@@ -641,7 +643,11 @@ export class PvscopeSession extends DebugSession {
         if (recs.length > 0 && hit.length === 0) return false;
         this.reportStop('data breakpoint', stop.vcpu, {
           hitBreakpointIds: hit.map((r) => r.id),
-          description: `${stop.write ? 'write' : 'read'} at ${hexPad(stop.address, 1)}`,
+          description: `${stop.write ? 'write' : 'read'} at ${
+            recs.length > 0 && recs[0].space === 'physical'
+              ? formatMemRef('physical', stop.address)
+              : hexPad(stop.address, 1)
+          }`,
         });
         return true;
       }
@@ -1267,7 +1273,7 @@ export class PvscopeSession extends DebugSession {
         continue;
       }
       const access = b.accessType ?? 'write';
-      const rec: BpRecord = { id: this.nextBpId++, kind: 'data', machineIds: [], hits: 0 };
+      const rec: BpRecord = { id: this.nextBpId++, kind: 'data', machineIds: [], hits: 0, space };
       try {
         if (b.condition) rec.condition = compileExpr(b.condition);
         this.parseHit(b.hitCondition, rec);

@@ -126,6 +126,8 @@ class PvMachine implements Machine {
   private bpNext = 1;
   private readonly breakpoints = new Map<number, { lo: number; hi: number }>();
   private readonly watches = new Map<number, number[]>();
+  /** Physical data breakpoints: id -> watched byte ranges (buffer offsets) and kind (1 read, 2 write, 3 both). */
+  private readonly physWatches = new Map<number, { ranges: { off: number; len: number }[]; kind: number }>();
   private readonly trace?: MachineOptions['trace'];
   /** Last fault stop (vcpu, rip, vector) so resuming does not stop again for the same fault. */
   private skipFault: { vcpu: number; rip: bigint; vector: number } | null = null;
@@ -423,6 +425,33 @@ class PvMachine implements Machine {
     return null;
   }
 
+  /**
+   * A guest access hit a physical data watch (it has completed). Maps the
+   * buffer offset back to the pseudo-physical address (m2p) and the ids of
+   * the physical data breakpoints it overlaps.
+   */
+  private physWatchHit(v: Vcpu): Stop | null {
+    const cpu = v.cpu;
+    const off = cpu.exitWatchOffset;
+    const end = off + cpu.exitWatchSize;
+    const bit = cpu.exitWatchWrite ? 2 : 1;
+    const ids: number[] = [];
+    for (const [id, w] of this.physWatches)
+      if (w.kind & bit && w.ranges.some((r) => off < r.off + r.len && end > r.off)) ids.push(id);
+    if (!ids.length) return null;
+    const mem = this.dom.mem;
+    const pfn = this.dom.m2p((off >>> 12) + mem.mfnBase);
+    const address = (BigInt(pfn >>> 0) << 12n) | BigInt(off & 0xfff);
+    return { kind: 'data-breakpoint', vcpu: v.id, address, write: cpu.exitWatchWrite, ids };
+  }
+
+  /** Pushes the physical data breakpoints' ranges to the memory's data watches. */
+  private syncPhysWatches(): void {
+    const list: { off: number; len: number; kind: number }[] = [];
+    for (const w of this.physWatches.values()) for (const r of w.ranges) list.push({ ...r, kind: w.kind });
+    this.dom.mem.setDataWatches(list);
+  }
+
   private grantWatchOn = false;
   private grantWatchCount = 0;
 
@@ -522,6 +551,7 @@ class PvMachine implements Machine {
       }
       case ExitReason.WATCH: {
         if (cpu.exitWatchPhysical) return this.grantEntryWrite(v);
+        if (cpu.exitWatchData) return this.physWatchHit(v);
         const addr = (BigInt(cpu.exitWatchLinHi >>> 0) << 32n) | BigInt(cpu.exitWatchLinLo >>> 0);
         const ids: number[] = [...this.watches.keys()];
         return { kind: 'data-breakpoint', vcpu: v.id, address: addr, write: cpu.exitWatchWrite, ids };
@@ -776,12 +806,29 @@ class PvMachine implements Machine {
     length: number,
     access: 'read' | 'write' | 'readWrite',
   ): number {
-    if (space !== 'virtual')
-      throw new Error(
-        'data breakpoints on pseudo-physical addresses are not supported; use a guest virtual address',
-      );
     if (!(length > 0 && length <= 4096)) throw new Error(`bad data breakpoint length ${length}`);
     const kind = access === 'read' ? 1 : access === 'write' ? 2 : 3;
+    if (space === 'physical') {
+      // Pseudo-physical -> machine through the p2m, page by page (the range may span frames).
+      if (address < 0n || address + BigInt(length) > 1n << 52n)
+        throw new Error(`pseudo-physical address 0x${address.toString(16)} out of range`);
+      const ranges: { off: number; len: number }[] = [];
+      let a = address;
+      let left = length;
+      while (left > 0) {
+        const mfn = this.pfnToMfn(Number(a >> 12n));
+        const off = mfn < 0 ? -1 : this.dom.mem.mfnToOffset(mfn);
+        if (off < 0) throw new Error(`pseudo-physical address 0x${a.toString(16)} is not guest RAM`);
+        const k = Math.min(left, PAGE_SIZE - Number(a & 0xfffn));
+        ranges.push({ off: off + Number(a & 0xfffn), len: k });
+        left -= k;
+        a += BigInt(k);
+      }
+      const id = this.bpNext++;
+      this.physWatches.set(id, { ranges, kind });
+      this.syncPhysWatches();
+      return id;
+    }
     const id = this.bpNext++;
     const ids = this.dom.vcpus.map((v) =>
       v.cpu.setWatch(Number(address & 0xffffffffn) | 0, Number(address >> 32n) | 0, length, kind),
@@ -790,6 +837,10 @@ class PvMachine implements Machine {
     return id;
   }
   removeDataBreakpoint(id: number): void {
+    if (this.physWatches.delete(id)) {
+      this.syncPhysWatches();
+      return;
+    }
     const ids = this.watches.get(id);
     if (!ids) return;
     this.watches.delete(id);

@@ -39,7 +39,10 @@
  *
  * Memory-access watch (data breakpoints) is done by the debugger through
  * `setWatch(...)`: accesses to watched linear pages take a slow path that
- * reports via exit WATCH after the access completes.
+ * reports via exit WATCH after the access completes. Physical data watches
+ * live on the memory (`MachineMemory.setDataWatches`): the CPU caches no
+ * matching TLB permission for watched frames and reports the same way, with
+ * `exitWatchData` set.
  */
 import type { MachineMemory } from '../memory/machine-memory';
 import type { CpuState, CpuMode } from './state';
@@ -162,6 +165,15 @@ export interface CpuApi {
   exitWatchPhysical: boolean;
   exitWatchOffset: number;
   skipStoreWatchOnce: boolean;
+  /**
+   * True when the WATCH exit comes from `mem.dataWatches` (physical data
+   * breakpoint): the access HAS completed, RIP is past the instruction,
+   * `exitWatchOffset` is the buffer offset of the access (of its part in the
+   * watched frame), `exitWatchSize` its bytes in that frame, `exitWatchWrite`
+   * read or write, `exitWatchLinLo/Hi` its linear address.
+   */
+  exitWatchData: boolean;
+  exitWatchSize: number;
   /** Human-readable name of the instruction that raised #UD/#NM for x87/SSE/unknown opcodes. */
   exitDetail: string;
 

@@ -107,6 +107,11 @@ export class Cpu implements CpuInternals {
   exitWatchPhysical = false;
   exitWatchOffset = 0;
   skipStoreWatchOnce = false;
+  exitWatchData = false;
+  exitWatchSize = 0;
+  /** Bytes of the current data access (set by the slow paths before `xlate`; data watches use it). */
+  private accSize = 1;
+  private dataWatchGenSeen = 0;
   exitDetail = '';
   lastWalkError = 0;
 
@@ -844,13 +849,18 @@ export class Cpu implements CpuInternals {
       this.tlbOff[i] = poff;
     }
     this.tlbGlobal[i] = global ? 1 : 0;
-    this.tagRK[i] = page;
+    // Data watches: no read / write permission cached for watched frames.
+    const dw = this.mem.dataWatches.length !== 0 ? this.mem.dataWatchFrames[poff >>> 12] : 0;
+    if (!(dw & 1)) this.tagRK[i] = page;
     // No write permission is cached for frames holding decoded code or watched by the debugger.
-    const code = this.mem.codeFrames[poff >>> 12] !== 0 || this.mem.storeWatchFrames[poff >>> 12] !== 0;
+    const code =
+      this.mem.codeFrames[poff >>> 12] !== 0 ||
+      this.mem.storeWatchFrames[poff >>> 12] !== 0 ||
+      (dw & 2) !== 0;
     if (wK && !code) this.tagWK[i] = page;
     if (x) this.tagXK[i] = page;
     if (rU) {
-      this.tagRU[i] = page;
+      if (!(dw & 1)) this.tagRU[i] = page;
       if (x) this.tagXU[i] = page;
       if (wU && !code) this.tagWU[i] = page;
     }
@@ -896,8 +906,33 @@ export class Cpu implements CpuInternals {
       }
       if (this.mem.codeFrames[f]) for (const c of this.peers) c.invalidateFrame(f);
     }
+    if (
+      access !== 2 &&
+      this.mem.dataWatches.length !== 0 &&
+      this.mem.dataWatchFrames[off >>> 12] & (access + 1)
+    )
+      this.checkDataWatch(lo, hi, off, access === 1);
     if (this.watchPages.size) this.checkWatch(lo, hi, access === 1);
     return off;
+  }
+
+  /** Flags a data-watch hit when the access at buffer offset `off` (`accSize` bytes, clipped to the page) overlaps a watched range. */
+  private checkDataWatch(lo: number, hi: number, off: number, write: boolean): void {
+    const size = Math.max(1, Math.min(this.accSize, 4096 - (off & 0xfff)));
+    const bit = write ? 2 : 1;
+    for (const w of this.mem.dataWatches) {
+      if (w.kind & bit && off < w.off + w.len && off + size > w.off) {
+        this.watchHit = true;
+        this.exitWatchLinLo = lo;
+        this.exitWatchLinHi = hi;
+        this.exitWatchWrite = write;
+        this.exitWatchPhysical = false;
+        this.exitWatchData = true;
+        this.exitWatchOffset = off;
+        this.exitWatchSize = size;
+        return;
+      }
+    }
   }
 
   private checkWatch(lo: number, hi: number, write: boolean): void {
@@ -911,6 +946,7 @@ export class Cpu implements CpuInternals {
         this.exitWatchLinHi = hi;
         this.exitWatchWrite = write;
         this.exitWatchPhysical = false;
+        this.exitWatchData = false;
       }
     }
   }
@@ -935,9 +971,11 @@ export class Cpu implements CpuInternals {
       const n = (lo >>> 0) + 4096 - po;
       const lo2 = n | 0;
       const hi2 = this.curMode === 5 || this.state.efer & 0x400 ? (hi + (n > 0xffffffff ? 1 : 0)) | 0 : 0;
-      const o1 = this.xlate(lo, hi, 0, user);
-      const o2 = this.xlate(lo2, hi2, 0, user);
       const k = 4096 - po;
+      this.accSize = k;
+      const o1 = this.xlate(lo, hi, 0, user);
+      this.accSize = size - k;
+      const o2 = this.xlate(lo2, hi2, 0, user);
       let vlo = 0;
       let vhi = 0;
       for (let j = 0; j < size; j++) {
@@ -948,6 +986,7 @@ export class Cpu implements CpuInternals {
       this.tmpHi = vhi;
       return size === 4 || size === 8 ? vlo : vlo >>> 0;
     }
+    this.accSize = size;
     const o = this.xlate(lo, hi, 0, user);
     const dv = this.dv;
     switch (size) {
@@ -971,9 +1010,11 @@ export class Cpu implements CpuInternals {
       const n = (lo >>> 0) + 4096 - po;
       const lo2 = n | 0;
       const hi2 = this.state.efer & 0x400 ? (hi + (n > 0xffffffff ? 1 : 0)) | 0 : 0;
-      const o1 = this.xlate(lo, hi, 1, user);
-      const o2 = this.xlate(lo2, hi2, 1, user);
       const k = 4096 - po;
+      this.accSize = k;
+      const o1 = this.xlate(lo, hi, 1, user);
+      this.accSize = size - k;
+      const o2 = this.xlate(lo2, hi2, 1, user);
       for (let j = 0; j < size; j++) {
         const b = (j < 4 ? v >>> (8 * j) : vh >>> (8 * (j - 4))) & 0xff;
         if (j < k) this.u8[o1 + j] = b;
@@ -981,6 +1022,7 @@ export class Cpu implements CpuInternals {
       }
       return;
     }
+    this.accSize = size;
     const o = this.xlate(lo, hi, 1, user);
     const dv = this.dv;
     switch (size) {
@@ -1130,7 +1172,7 @@ export class Cpu implements CpuInternals {
 
   /** True when watchpoints exist (blocks are then one instruction long). */
   get watching(): boolean {
-    return this.watches.size !== 0;
+    return this.watches.size !== 0 || this.mem.dataWatches.length !== 0;
   }
 
   // =====================================================================
@@ -1330,6 +1372,12 @@ export class Cpu implements CpuInternals {
     const s = this.state;
     this.stopReq = false;
     this.watchHit = false;
+    if (this.mem.dataWatchGen !== this.dataWatchGenSeen) {
+      // Data watches changed: drop cached permissions and rebuild blocks (one instruction each while watching).
+      this.dataWatchGenSeen = this.mem.dataWatchGen;
+      this.flushTlb(true);
+      this.flushCodeCache();
+    }
     if (!(budget >= 1)) budget = 1;
     if (this.singleStep) budget = 1;
     if (this.deferredExit >= 0) {

@@ -21,6 +21,13 @@
 export const PAGE_SIZE = 4096;
 export const PAGE_SHIFT = 12;
 
+/** A watched byte range for data breakpoints: buffer offset, length in bytes, kind (1 read, 2 write, 3 both). */
+export interface DataWatch {
+  off: number;
+  len: number;
+  kind: number;
+}
+
 export class MachineMemory {
   /** Number of 4 KiB frames held. */
   readonly frameCount: number;
@@ -38,6 +45,18 @@ export class MachineMemory {
    * watched. Whoever sets a flag flushes the CPUs' TLBs.
    */
   readonly storeWatchFrames: Uint8Array;
+  /**
+   * Data-breakpoint watch bits per frame (index = mfn - mfnBase): 1 = guest
+   * reads, 2 = guest writes. Kept in step with `dataWatches` by
+   * `setDataWatches`; the CPU caches no read (bit 1) or write (bit 2)
+   * permission in its TLB for such frames and checks `dataWatches` on every
+   * such access. Writes through this class are not watched.
+   */
+  readonly dataWatchFrames: Uint8Array;
+  /** Watched byte ranges (buffer offsets); empty when no data watch is set. */
+  dataWatches: readonly DataWatch[] = [];
+  /** Bumped by `setDataWatches`; a CPU seeing a new value flushes its TLB and decoded blocks. */
+  dataWatchGen = 0;
   /** Called when a frame flagged in `codeFrames` is written through this class. */
   onCodeWrite: (frameIndex: number) => void = () => {};
 
@@ -58,6 +77,29 @@ export class MachineMemory {
     this.view = new DataView(this.buffer);
     this.codeFrames = new Uint8Array(frameCount);
     this.storeWatchFrames = new Uint8Array(frameCount);
+    this.dataWatchFrames = new Uint8Array(frameCount);
+  }
+
+  /**
+   * Replaces the data watches: guest instructions reading (kind bit 1) or
+   * writing (bit 2) any byte of [off, off + len) (buffer offsets, may span
+   * frames) make the CPU exit ExitReason.WATCH with `exitWatchData` after
+   * the instruction. Ranges outside the buffer are clipped.
+   */
+  setDataWatches(list: readonly DataWatch[]): void {
+    this.dataWatchFrames.fill(0);
+    const kept: DataWatch[] = [];
+    const end = this.frameCount * PAGE_SIZE;
+    for (const w of list) {
+      const lo = Math.max(0, w.off);
+      const hi = Math.min(end, w.off + w.len);
+      if (hi <= lo || !(w.kind & 3)) continue;
+      kept.push({ off: lo, len: hi - lo, kind: w.kind & 3 });
+      for (let f = lo >>> PAGE_SHIFT; f <= (hi - 1) >>> PAGE_SHIFT; f++)
+        this.dataWatchFrames[f] |= w.kind & 3;
+    }
+    this.dataWatches = kept;
+    this.dataWatchGen++;
   }
 
   /** True when `mfn` names a frame in this memory. */

@@ -39,6 +39,8 @@ export class FakeCpu implements CpuApi {
   exitWatchPhysical = false;
   exitWatchOffset = 0;
   skipStoreWatchOnce = false;
+  exitWatchData = false;
+  exitWatchSize = 0;
   exitDetail = '';
   lastWalkError = 0;
   private rflags = 0x2;
