@@ -800,6 +800,14 @@ class PvMachine implements Machine {
     const still = [...this.breakpoints.values()].some((x) => x.lo === b.lo && x.hi === b.hi);
     if (!still) for (const v of this.dom.vcpus) v.cpu.clearBreakpoint(b.lo, b.hi);
   }
+  /**
+   * Data breakpoint on `length` bytes (1..4096) at `address`: 'virtual' uses
+   * the CPUs' linear watches; 'physical' (pseudo-physical) is translated
+   * through the p2m now (page by page; throws Error when a page is not guest
+   * RAM) and watches those machine bytes for guest accesses through any
+   * mapping (MachineMemory.setDataWatches). Either stops after the access
+   * with `{kind:'data-breakpoint', address}` (linear, resp. pseudo-physical).
+   */
   addDataBreakpoint(
     space: 'virtual' | 'physical',
     address: bigint,

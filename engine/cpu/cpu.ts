@@ -107,11 +107,6 @@ export class Cpu implements CpuInternals {
   exitWatchPhysical = false;
   exitWatchOffset = 0;
   skipStoreWatchOnce = false;
-  exitWatchData = false;
-  exitWatchSize = 0;
-  /** Bytes of the current data access (set by the slow paths before `xlate`; data watches use it). */
-  private accSize = 1;
-  private dataWatchGenSeen = 0;
   exitDetail = '';
   lastWalkError = 0;
 
@@ -186,6 +181,13 @@ export class Cpu implements CpuInternals {
   private pendExit = 0;
   /** The faulting/exiting instruction completes (trap): RIP after it, counted as retired. */
   private pendTrap = false;
+
+  // ---- physical data watches (MachineMemory.dataWatches) ----
+  exitWatchData = false;
+  exitWatchSize = 0;
+  /** Bytes of the current data access (set by the slow paths before `xlate`; data watches use it). */
+  private accSize = 1;
+  private dataWatchGenSeen = 0;
 
   constructor(mem: MachineMemory) {
     this.mem = mem;
