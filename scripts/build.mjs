@@ -1,7 +1,7 @@
 // Bundles the extension, the debug adapter and the CLI into dist/ with esbuild.
 // Webview scripts are bundled for the browser into dist/webviews/.
 import * as esbuild from 'esbuild';
-import { existsSync, readdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 const common = {
@@ -39,3 +39,13 @@ if (existsSync('webviews')) {
 }
 
 await Promise.all(builds.map((b) => esbuild.build(b)));
+
+// iced-x86 loads its WebAssembly next to its own script, so the adapter
+// requires it at run time; ship a copy beside the bundles (dist/node_modules)
+// so the packaged extension finds it without the project's node_modules.
+const iced = join('node_modules', 'iced-x86');
+const icedOut = join('dist', 'node_modules', 'iced-x86');
+mkdirSync(icedOut, { recursive: true });
+for (const f of ['package.json', 'iced_x86.js', 'iced_x86_bg.wasm', 'LICENSE.txt']) {
+  copyFileSync(join(iced, f), join(icedOut, f));
+}

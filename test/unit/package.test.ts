@@ -30,6 +30,9 @@ describe('extension package (.vsix)', function () {
       'extension/syntaxes/pvscope-trace.tmLanguage.json',
       'extension/syntaxes/xl-config.language-configuration.json',
       'extension.vsixmanifest',
+      // The adapter's disassembler loads its WebAssembly beside its own script at run time.
+      'extension/dist/node_modules/iced-x86/iced_x86.js',
+      'extension/dist/node_modules/iced-x86/iced_x86_bg.wasm',
     ])
       assert.ok(names.includes(f), `${f} missing from the .vsix`);
     for (const p of ['descriptors', 'pagetables', 'evtchn', 'grants', 'xenstore'])
