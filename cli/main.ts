@@ -4,6 +4,7 @@
  * Exit status: 0 powered off; 1 crashed (reason and guest PC on stderr);
  * 2 bad usage or configuration; 3 timeout or instruction limit; 4 reboot.
  */
+import { fetchDebianFile } from './debian';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -139,27 +140,20 @@ function parseArgs(argv: string[]): Options {
   return o;
 }
 
-/** Fetches Debian's PV GRUB (grub-xen-host) into .cache/debian/ on first use. */
+/** Debian's PV GRUB (grub-xen-host), fetched into .cache/debian/ on first use; else the demo guest. */
 function defaultGuestPath(): string {
-  const root = path.resolve(__dirname, '..');
-  const dir = path.join(root, '.cache', 'debian', 'grub-xen-host');
-  const target = path.join(dir, 'root', 'usr/lib/grub-xen/grub-x86_64-xen.bin');
-  if (fs.existsSync(target)) return target;
-  fs.mkdirSync(dir, { recursive: true });
   try {
-    execFileSync('apt-get', ['download', 'grub-xen-host'], { cwd: dir, stdio: 'pipe' });
+    return fetchDebianFile(
+      path.resolve(__dirname, '..'),
+      'grub-xen-host',
+      '/usr/lib/grub-xen/grub-x86_64-xen.bin',
+    );
   } catch (e) {
     process.stderr.write(
-      `pvscope: cannot fetch Debian's grub-xen-host with 'apt-get download' ` +
-        `(${(e as Error).message.split('\n')[0]}); running the demo guest built from guests/demo instead\n`,
+      `pvscope: ${(e as Error).message.split('\n')[0]}; running the demo guest built from guests/demo instead\n`,
     );
     return demoGuestPath();
   }
-  const deb = fs.readdirSync(dir).find((f) => f.startsWith('grub-xen-host') && f.endsWith('.deb'));
-  if (!deb) die(2, 'apt-get download grub-xen-host produced no package');
-  execFileSync('dpkg-deb', ['-x', path.join(dir, deb), path.join(dir, 'root')], { stdio: 'pipe' });
-  if (!fs.existsSync(target)) die(2, `grub-xen-host has no ${target}`);
-  return target;
 }
 
 /**

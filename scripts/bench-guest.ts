@@ -1,13 +1,14 @@
 /**
  * Guest benchmarks for `npm run bench` (section "guest"):
+ *  - grub.x86_64.rssMiBAtPrompt / grub.i386.rssMiBAtPrompt: process RSS (MiB)
+ *    when that GRUB (256 MiB guest) reaches its prompt
  *  - grub.x86_64.secondsToPrompt / grub.i386.secondsToPrompt: wall-clock
  *    seconds from createMachine to GRUB's `grub>` prompt on the console
  *    (Debian grub-xen-host, fetched into .cache/debian/ on first use);
  *  - xen.hypercallsPerSecond: a 64-bit test guest issuing xen_version(0)
  *    in a tight loop (hypercalls completed per wall-clock second).
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { fetchDebianFile } from '../cli/debian';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createMachine } from '../engine/machine';
@@ -16,16 +17,11 @@ import { buildXenGuest } from '../test/helpers/xen-guest';
 const repoRoot = path.resolve(__dirname, '..');
 
 function grubPath(file: string): string {
-  const dir = path.join(repoRoot, '.cache', 'debian', 'grub-xen-host');
-  const target = path.join(dir, 'root', 'usr/lib/grub-xen', file);
-  if (existsSync(target)) return target;
-  mkdirSync(dir, { recursive: true });
-  execFileSync('apt-get', ['download', 'grub-xen-host'], { cwd: dir, stdio: 'pipe' });
-  const deb = readdirSync(dir).find((f) => f.endsWith('.deb'));
-  if (!deb) throw new Error('apt-get download grub-xen-host produced no package');
-  execFileSync('dpkg-deb', ['-x', path.join(dir, deb), path.join(dir, 'root')], { stdio: 'pipe' });
-  return target;
+  return fetchDebianFile(repoRoot, 'grub-xen-host', `/usr/lib/grub-xen/${file}`);
 }
+
+/** Resident set size of this process (MiB) when the last GRUB reached its prompt. */
+let rssAtPromptMiB = 0;
 
 function secondsToPrompt(file: string): number {
   const t0 = performance.now();
@@ -45,6 +41,7 @@ function secondsToPrompt(file: string): number {
     if (m.info.instructionsRetired > 2_000_000_000) throw new Error('GRUB did not reach its prompt');
   }
   const t = (performance.now() - t0) / 1000;
+  rssAtPromptMiB = process.memoryUsage().rss / (1 << 20);
   m.destroy();
   return t;
 }
@@ -85,8 +82,12 @@ export const guestSection = {
     const r = (v: number) => Math.round(v * 100) / 100;
     out['grub.x86_64.secondsToPrompt'] = r(secondsToPrompt('grub-x86_64-xen.bin'));
     console.log(`grub.x86_64.secondsToPrompt ${out['grub.x86_64.secondsToPrompt']}`);
+    out['grub.x86_64.rssMiBAtPrompt'] = Math.round(rssAtPromptMiB);
+    console.log(`grub.x86_64.rssMiBAtPrompt ${out['grub.x86_64.rssMiBAtPrompt']}`);
     out['grub.i386.secondsToPrompt'] = r(secondsToPrompt('grub-i386-xen.bin'));
     console.log(`grub.i386.secondsToPrompt ${out['grub.i386.secondsToPrompt']}`);
+    out['grub.i386.rssMiBAtPrompt'] = Math.round(rssAtPromptMiB);
+    console.log(`grub.i386.rssMiBAtPrompt ${out['grub.i386.rssMiBAtPrompt']}`);
     out['xen.hypercallsPerSecond'] = Math.round(hypercallsPerSecond());
     console.log(`xen.hypercallsPerSecond ${out['xen.hypercallsPerSecond']}`);
     return out;
