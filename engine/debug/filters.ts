@@ -39,6 +39,8 @@ import {
   VMASST_TYPES,
   XEN_ERRNO,
 } from './xen-names';
+import { hypercallName } from './xen-names';
+export { hypercallName };
 
 /** All filter ids, in the order the adapter lists them. */
 export const FILTER_IDS: readonly FilterId[] = [
@@ -577,11 +579,6 @@ const SPECS: Record<number, { spec: ArgSpec[]; spec32?: ArgSpec[] }> = {
 
 function hexs(v: bigint): string {
   return '0x' + v.toString(16);
-}
-
-/** Name of hypercall `nr` (Xen's, without `__HYPERVISOR_`), or `hypercall_<nr>` when undefined. */
-export function hypercallName(nr: number): string {
-  return HYPERCALL_NAMES[nr] ?? `hypercall_${nr}`;
 }
 
 /** Name of sub-op `cmd` of multiplexed hypercall `nr` with its prefix (e.g. `EVTCHNOP_send`), or undefined. */

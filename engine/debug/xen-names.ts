@@ -61,6 +61,11 @@ export const HYPERCALL_NAMES: Record<number, string> = {
   55: 'arch_7',
 };
 
+/** Name of hypercall `nr` (Xen's, without `__HYPERVISOR_`), or `hypercall_<nr>` when undefined. */
+export function hypercallName(nr: number): string {
+  return HYPERCALL_NAMES[nr] ?? `hypercall_${nr}`;
+}
+
 /** Sub-operation tables of the multiplexed hypercalls: hypercall number -> { prefix, names by cmd }. */
 export const SUBOPS: Record<number, { prefix: string; names: Record<number, string>; mask?: number }> = {
   12: {
