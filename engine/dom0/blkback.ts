@@ -41,6 +41,7 @@ import * as fs from 'node:fs';
 import type { MachineMemory } from '../memory/machine-memory';
 import type { EvtchnBackendApi, GrantBackendApi } from '../xen/types';
 import type { Xenstored } from './xenstored';
+import { XenbusBackendEnd, XenbusState } from './xenbus';
 
 export { vdevToDevid } from './vdev';
 
@@ -61,18 +62,7 @@ export const VDISK_CDROM = 1;
 export const VDISK_REMOVABLE = 2;
 export const VDISK_READONLY = 4;
 
-/** Xenbus states (Xen public/io/xenbus.h). */
-export const XenbusState = {
-  Unknown: 0,
-  Initialising: 1,
-  InitWait: 2,
-  Initialised: 3,
-  Connected: 4,
-  Closing: 5,
-  Closed: 6,
-  Reconfiguring: 7,
-  Reconfigured: 8,
-} as const;
+export { XenbusState };
 
 /** Slots per one-page blkif ring in both ABIs. */
 export const BLKIF_RING_SIZE = 32;
@@ -134,12 +124,15 @@ export class Blkback {
     sectorsRead: 0,
     sectorsWritten: 0,
   };
-  /** What went wrong, oldest first (capped at 200). */
-  readonly log: string[] = [];
 
   private readonly o: BlkbackOptions;
   private fd: number;
-  private state: number = XenbusState.InitWait;
+  private readonly xb: XenbusBackendEnd;
+
+  /** What went wrong, oldest first (capped at 200 lines). */
+  get log(): string[] {
+    return this.xb.log;
+  }
   private ring: { handle: number; offset: number; layout: BlkifLayout } | null = null;
   private port: { notify(): void; close(): void } | null = null;
   private reqCons = 0;
@@ -174,6 +167,7 @@ export class Blkback {
     const xs = opts.xenstored;
     const d = opts.frontDomid;
     this.backendPath = `/local/domain/0/backend/vbd/${d}/${opts.devid}`;
+    this.xb = new XenbusBackendEnd(opts.xenstored, this.backendPath);
     this.frontendPath = `/local/domain/${d}/device/vbd/${opts.devid}`;
     const be = this.backendPath;
     const fe = this.frontendPath;
@@ -204,7 +198,7 @@ export class Blkback {
 
   /** Current backend xenbus state. */
   get backendState(): number {
-    return this.state;
+    return this.xb.state;
   }
 
   /** True once a ring is mapped and the event channel bound. */
@@ -236,27 +230,6 @@ export class Blkback {
     }
   }
 
-  private note(line: string): void {
-    this.log.push(line);
-    if (this.log.length > 200) this.log.shift();
-  }
-
-  private switchState(s: number): void {
-    this.state = s;
-    this.o.xenstored.write(`${this.backendPath}/state`, String(s));
-  }
-
-  /** xenbus_dev_fatal: report, then Closing. */
-  private fatal(errno: number, msg: string): void {
-    this.note(msg);
-    try {
-      this.o.xenstored.write(`/local/domain/0/error${this.backendPath}/error`, `${errno} ${msg}`);
-    } catch {
-      // error node is best effort
-    }
-    this.switchState(XenbusState.Closing);
-  }
-
   private frontendChanged(): void {
     if (this.destroyed) return;
     const v = this.o.xenstored.read(`${this.frontendPath}/state`);
@@ -264,23 +237,23 @@ export class Blkback {
     const fstate = /^[0-9]+$/.test(v) ? Number(v) : XenbusState.Unknown;
     switch (fstate) {
       case XenbusState.Initialising:
-        if (this.state === XenbusState.Closed) {
-          this.note('frontend re-initialising: prepare for reconnect');
-          this.switchState(XenbusState.InitWait);
+        if (this.xb.state === XenbusState.Closed) {
+          this.xb.note('frontend re-initialising: prepare for reconnect');
+          this.xb.switchState(XenbusState.InitWait);
         }
         break;
       case XenbusState.Initialised:
       case XenbusState.Connected:
-        if (this.state === XenbusState.Connected) break;
+        if (this.xb.state === XenbusState.Connected) break;
         this.disconnect();
         if (this.connectRing()) this.connect();
         break;
       case XenbusState.Closing:
-        this.switchState(XenbusState.Closing);
+        this.xb.switchState(XenbusState.Closing);
         break;
       case XenbusState.Closed:
         this.disconnect();
-        this.switchState(XenbusState.Closed);
+        this.xb.switchState(XenbusState.Closed);
         break;
       default:
         break;
@@ -298,13 +271,13 @@ export class Blkback {
     const xs = this.o.xenstored;
     const order = this.readUint('ring-page-order');
     if (order !== null && order > 0) {
-      this.fatal(22, `ring-page-order ${order} not supported (max-ring-page-order not advertised)`);
+      this.xb.fatal(22, `ring-page-order ${order} not supported (max-ring-page-order not advertised)`);
       return false;
     }
     const ref = this.readUint('ring-ref');
     const evtchn = this.readUint('event-channel');
     if (ref === null || evtchn === null) {
-      this.fatal(2, `reading ${this.frontendPath}/ring-ref and event-channel`);
+      this.xb.fatal(2, `reading ${this.frontendPath}/ring-ref and event-channel`);
       return false;
     }
     const proto = xs.read(`${this.frontendPath}/protocol`);
@@ -312,24 +285,24 @@ export class Blkback {
     if (proto === undefined || proto === '' || proto === 'x86_64-abi') layout = LAYOUT_64;
     else if (proto === 'x86_32-abi') layout = LAYOUT_32;
     else {
-      this.fatal(38, `unknown fe protocol ${proto}`);
+      this.xb.fatal(38, `unknown fe protocol ${proto}`);
       return false;
     }
     const m = this.o.grants.map(this.o.frontDomid, ref, true);
     if ('error' in m) {
-      this.fatal(22, `mapping ring-ref ${ref} port ${evtchn}: grant status ${m.error}`);
+      this.xb.fatal(22, `mapping ring-ref ${ref} port ${evtchn}: grant status ${m.error}`);
       return false;
     }
     const offset = this.o.mem.mfnToOffset(m.mfn);
     if (offset < 0) {
       this.o.grants.unmap(m.handle);
-      this.fatal(22, `ring-ref ${ref} maps machine frame ${m.mfn}, which does not exist`);
+      this.xb.fatal(22, `ring-ref ${ref} maps machine frame ${m.mfn}, which does not exist`);
       return false;
     }
     const b = this.o.evtchn.bindInterdomain(this.o.frontDomid, evtchn, () => this.service());
     if ('error' in b) {
       this.o.grants.unmap(m.handle);
-      this.fatal(-b.error, `binding event channel ${evtchn}: error ${b.error}`);
+      this.xb.fatal(-b.error, `binding event channel ${evtchn}: error ${b.error}`);
       return false;
     }
     this.ring = { handle: m.handle, offset, layout };
@@ -352,7 +325,7 @@ export class Blkback {
     xs.write(`${be}/info`, String(this.o.readonly ? VDISK_READONLY : 0));
     xs.write(`${be}/sector-size`, '512');
     xs.write(`${be}/physical-sector-size`, '512');
-    this.switchState(XenbusState.Connected);
+    this.xb.switchState(XenbusState.Connected);
     // Requests may already be waiting.
     this.service();
   }
@@ -379,7 +352,7 @@ export class Blkback {
       this.serviceRing();
     } catch (e) {
       this.halted = true;
-      this.note(`internal error, ring halted: ${(e as Error).message}`);
+      this.xb.note(`internal error, ring halted: ${(e as Error).message}`);
     } finally {
       this.servicing = false;
     }
@@ -393,7 +366,7 @@ export class Blkback {
       const rp = m.read32(base + 0);
       if ((rp - this.rspProdPvt) >>> 0 > BLKIF_RING_SIZE) {
         this.halted = true;
-        this.note(
+        this.xb.note(
           `Frontend provided bogus ring requests (${rp} - ${this.rspProdPvt} = ${(rp - this.rspProdPvt) | 0}). Halting ring processing on dev=${this.o.devid.toString(16).padStart(4, '0')}`,
         );
         return;
@@ -447,16 +420,16 @@ export class Blkback {
     };
     const isFlush = op === BLKIF_OP_WRITE_BARRIER || op === BLKIF_OP_FLUSH_DISKCACHE;
     if (op !== BLKIF_OP_READ && op !== BLKIF_OP_WRITE && !isFlush) {
-      this.note(`unsupported operation ${op}`);
+      this.xb.note(`unsupported operation ${op}`);
       return res(BLKIF_RSP_EOPNOTSUPP);
     }
     if ((nseg === 0 && !isFlush) || nseg > BLKIF_MAX_SEGMENTS_PER_REQUEST) {
-      this.note(`Bad number of segments in request (${nseg})`);
+      this.xb.note(`Bad number of segments in request (${nseg})`);
       return res(BLKIF_RSP_ERROR);
     }
     const writing = op !== BLKIF_OP_READ;
     if (writing && this.o.readonly) {
-      this.note(`operation ${op} on read-only disk`);
+      this.xb.note(`operation ${op} on read-only disk`);
       return res(BLKIF_RSP_ERROR);
     }
     const segs: { gref: number; first: number; last: number }[] = [];
@@ -467,7 +440,7 @@ export class Blkback {
       const first = m.read8(s + 4);
       const last = m.read8(s + 5);
       if (last > 7 || first > last) {
-        this.note(`bad segment ${i}: first_sect ${first} last_sect ${last}`);
+        this.xb.note(`bad segment ${i}: first_sect ${first} last_sect ${last}`);
         return res(BLKIF_RSP_ERROR);
       }
       segs.push({ gref, first, last });
@@ -475,7 +448,7 @@ export class Blkback {
     }
     const sector = secHi * 0x100000000 + secLo;
     if (nseg > 0 && (secHi >= 0x200000 || sector + total > this.sectors)) {
-      this.note(`access beyond end of device: sector ${sector} + ${total} > ${this.sectors}`);
+      this.xb.note(`access beyond end of device: sector ${sector} + ${total} > ${this.sectors}`);
       return res(BLKIF_RSP_ERROR);
     }
     // Map every segment first: any failure fails the request before I/O.
@@ -485,7 +458,7 @@ export class Blkback {
       if ('error' in r || this.o.mem.mfnToOffset(r.mfn) < 0) {
         if (!('error' in r)) this.o.grants.unmap(r.handle);
         for (const x of maps) this.o.grants.unmap(x.handle);
-        this.note(`cannot map grant ${sg.gref}: ${'error' in r ? `status ${r.error}` : 'no such frame'}`);
+        this.xb.note(`cannot map grant ${sg.gref}: ${'error' in r ? `status ${r.error}` : 'no such frame'}`);
         return res(BLKIF_RSP_ERROR);
       }
       maps.push(r);
@@ -526,7 +499,7 @@ export class Blkback {
       // Data carried by a flush or barrier is durable when the response goes out.
       if (isFlush && total > 0) fs.fsyncSync(this.fd);
     } catch (e) {
-      this.note(`I/O error: ${(e as Error).message}`);
+      this.xb.note(`I/O error: ${(e as Error).message}`);
       return res(BLKIF_RSP_ERROR);
     } finally {
       for (const x of maps) this.o.grants.unmap(x.handle);

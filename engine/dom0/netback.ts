@@ -39,7 +39,7 @@
  */
 import type { MachineMemory } from '../memory/machine-memory';
 import type { EvtchnBackendApi, GrantBackendApi } from '../xen/types';
-import { XenbusState } from './blkback';
+import { XenbusBackendEnd, XenbusState } from './xenbus';
 import type { Xenstored } from './xenstored';
 
 export const NETTXF_csum_blank = 1;
@@ -106,11 +106,14 @@ export class Netback {
   readonly label: string;
   readonly mac: Uint8Array;
   readonly stats: NetbackStats = { txPackets: 0, txErrors: 0, rxPackets: 0, rxDropped: 0 };
-  /** What went wrong, oldest first (capped at 200). */
-  readonly log: string[] = [];
 
   private readonly o: NetbackOptions;
-  private state: number = XenbusState.InitWait;
+  private readonly xb: XenbusBackendEnd;
+
+  /** What went wrong, oldest first (capped at 200 lines). */
+  get log(): string[] {
+    return this.xb.log;
+  }
   private tx: { handle: number; offset: number } | null = null;
   private rx: { handle: number; offset: number } | null = null;
   private port: { notify(): void; close(): void } | null = null;
@@ -142,6 +145,7 @@ export class Netback {
     const xs = opts.xenstored;
     const d = opts.frontDomid;
     this.backendPath = `/local/domain/0/backend/vif/${d}/${opts.devid}`;
+    this.xb = new XenbusBackendEnd(opts.xenstored, this.backendPath);
     this.frontendPath = `/local/domain/${d}/device/vif/${opts.devid}`;
     const be = this.backendPath;
     const fe = this.frontendPath;
@@ -178,7 +182,7 @@ export class Netback {
   }
 
   get backendState(): number {
-    return this.state;
+    return this.xb.state;
   }
 
   get connected(): boolean {
@@ -222,26 +226,6 @@ export class Netback {
     this.unwatch = null;
   }
 
-  private note(line: string): void {
-    this.log.push(line);
-    if (this.log.length > 200) this.log.shift();
-  }
-
-  private switchState(s: number): void {
-    this.state = s;
-    this.o.xenstored.write(`${this.backendPath}/state`, String(s));
-  }
-
-  private fatal(errno: number, msg: string): void {
-    this.note(msg);
-    try {
-      this.o.xenstored.write(`/local/domain/0/error${this.backendPath}/error`, `${errno} ${msg}`);
-    } catch {
-      // best effort
-    }
-    this.switchState(XenbusState.Closing);
-  }
-
   private frontendChanged(): void {
     if (this.destroyed) return;
     const v = this.o.xenstored.read(`${this.frontendPath}/state`);
@@ -249,22 +233,22 @@ export class Netback {
     const s = /^[0-9]+$/.test(v) ? Number(v) : XenbusState.Unknown;
     switch (s) {
       case XenbusState.Initialising:
-        if (this.state === XenbusState.Closed) this.switchState(XenbusState.InitWait);
+        if (this.xb.state === XenbusState.Closed) this.xb.switchState(XenbusState.InitWait);
         break;
       case XenbusState.Connected:
-        if (this.state === XenbusState.Connected) break;
+        if (this.xb.state === XenbusState.Connected) break;
         this.disconnect();
         if (this.connectRings()) {
-          this.switchState(XenbusState.Connected);
+          this.xb.switchState(XenbusState.Connected);
           this.service();
         }
         break;
       case XenbusState.Closing:
-        this.switchState(XenbusState.Closing);
+        this.xb.switchState(XenbusState.Closing);
         break;
       case XenbusState.Closed:
         this.disconnect();
-        this.switchState(XenbusState.Closed);
+        this.xb.switchState(XenbusState.Closed);
         break;
       default:
         break;
@@ -281,13 +265,13 @@ export class Netback {
   private mapRing(ref: number, what: string): { handle: number; offset: number } | null {
     const m = this.o.grants.map(this.o.frontDomid, ref, true);
     if ('error' in m) {
-      this.fatal(22, `mapping ${what} ${ref}: grant status ${m.error}`);
+      this.xb.fatal(22, `mapping ${what} ${ref}: grant status ${m.error}`);
       return null;
     }
     const offset = this.o.mem.mfnToOffset(m.mfn);
     if (offset < 0) {
       this.o.grants.unmap(m.handle);
-      this.fatal(22, `${what} ${ref} maps machine frame ${m.mfn}, which does not exist`);
+      this.xb.fatal(22, `${what} ${ref} maps machine frame ${m.mfn}, which does not exist`);
       return null;
     }
     return { handle: m.handle, offset };
@@ -298,11 +282,11 @@ export class Netback {
     const rxRef = this.readUint('rx-ring-ref');
     const evtchn = this.readUint('event-channel');
     if (txRef === null || rxRef === null || evtchn === null) {
-      this.fatal(2, `reading ${this.frontendPath}/tx-ring-ref, rx-ring-ref and event-channel`);
+      this.xb.fatal(2, `reading ${this.frontendPath}/tx-ring-ref, rx-ring-ref and event-channel`);
       return false;
     }
     if (this.readUint('request-rx-copy') !== 1) {
-      this.fatal(
+      this.xb.fatal(
         95,
         `${this.frontendPath}: request-rx-copy not set (receive page flipping is not supported)`,
       );
@@ -319,7 +303,7 @@ export class Netback {
     if ('error' in b) {
       this.o.grants.unmap(tx.handle);
       this.o.grants.unmap(rx.handle);
-      this.fatal(-b.error, `binding event channel ${evtchn}: error ${b.error}`);
+      this.xb.fatal(-b.error, `binding event channel ${evtchn}: error ${b.error}`);
       return false;
     }
     this.tx = tx;
@@ -360,7 +344,7 @@ export class Netback {
       if (notify) this.port?.notify();
     } catch (e) {
       this.halted = true;
-      this.note(`internal error, rings halted: ${(e as Error).message}`);
+      this.xb.note(`internal error, rings halted: ${(e as Error).message}`);
     } finally {
       this.servicing = false;
     }
@@ -382,7 +366,9 @@ export class Netback {
     const rp = m.read32(base);
     if ((rp - this.txRspPvt) >>> 0 > NET_RING_SIZE) {
       this.halted = true;
-      this.note(`Impossible number of TX requests (req_prod ${rp}, rsp_prod ${this.txRspPvt}); rings halted`);
+      this.xb.note(
+        `Impossible number of TX requests (req_prod ${rp}, rsp_prod ${this.txRspPvt}); rings halted`,
+      );
       return { progress: false, notify: false };
     }
     let progress = false;
@@ -432,7 +418,7 @@ export class Netback {
       if (!complete) {
         if (i >= NET_RING_SIZE) {
           this.halted = true;
-          this.note('TX packet longer than the ring; rings halted');
+          this.xb.note('TX packet longer than the ring; rings halted');
         }
         break; // wait for the rest of the packet
       }
@@ -470,7 +456,7 @@ export class Netback {
       }
       const status = bad ? NETIF_RSP_ERROR : NETIF_RSP_OKAY;
       if (bad) {
-        this.note(bad);
+        this.xb.note(bad);
         this.stats.txErrors++;
       }
       for (const sl of slots) {
@@ -486,7 +472,7 @@ export class Netback {
           try {
             l(packet);
           } catch (e) {
-            this.note(`transmit listener failed: ${(e as Error).message}`);
+            this.xb.note(`transmit listener failed: ${(e as Error).message}`);
           }
         }
       }
@@ -502,7 +488,9 @@ export class Netback {
     const rp = m.read32(base);
     if ((rp - this.rxRspPvt) >>> 0 > NET_RING_SIZE) {
       this.halted = true;
-      this.note(`Impossible number of RX requests (req_prod ${rp}, rsp_prod ${this.rxRspPvt}); rings halted`);
+      this.xb.note(
+        `Impossible number of RX requests (req_prod ${rp}, rsp_prod ${this.rxRspPvt}); rings halted`,
+      );
       return { progress: false, notify: false };
     }
     let progress = false;
@@ -516,7 +504,7 @@ export class Netback {
       const r = this.o.grants.map(this.o.frontDomid, gref, true);
       if ('error' in r || this.o.mem.mfnToOffset(r.mfn) < 0) {
         if (!('error' in r)) this.o.grants.unmap(r.handle);
-        this.note(`cannot map RX grant ${gref}`);
+        this.xb.note(`cannot map RX grant ${gref}`);
         status = NETIF_RSP_ERROR;
         this.stats.rxDropped++;
       } else {
