@@ -188,6 +188,8 @@ export class Cpu implements CpuInternals {
   /** Bytes of the current data access (set by the slow paths before `xlate`; data watches use it). */
   private accSize = 1;
   private dataWatchGenSeen = 0;
+  /** `mem.dataWatches` is non-empty (refreshed with `dataWatchGenSeen` at the start of `run`). */
+  private dataWatchOn = false;
 
   constructor(mem: MachineMemory) {
     this.mem = mem;
@@ -852,7 +854,7 @@ export class Cpu implements CpuInternals {
     }
     this.tlbGlobal[i] = global ? 1 : 0;
     // Data watches: no read / write permission cached for watched frames.
-    const dw = this.mem.dataWatches.length !== 0 ? this.mem.dataWatchFrames[poff >>> 12] : 0;
+    const dw = this.dataWatchOn ? this.mem.dataWatchFrames[poff >>> 12] : 0;
     if (!(dw & 1)) this.tagRK[i] = page;
     // No write permission is cached for frames holding decoded code or watched by the debugger.
     const code =
@@ -908,11 +910,7 @@ export class Cpu implements CpuInternals {
       }
       if (this.mem.codeFrames[f]) for (const c of this.peers) c.invalidateFrame(f);
     }
-    if (
-      access !== 2 &&
-      this.mem.dataWatches.length !== 0 &&
-      this.mem.dataWatchFrames[off >>> 12] & (access + 1)
-    )
+    if (this.dataWatchOn && access !== 2 && this.mem.dataWatchFrames[off >>> 12] & (access + 1))
       this.checkDataWatch(lo, hi, off, access === 1);
     if (this.watchPages.size) this.checkWatch(lo, hi, access === 1);
     return off;
@@ -1377,6 +1375,7 @@ export class Cpu implements CpuInternals {
     if (this.mem.dataWatchGen !== this.dataWatchGenSeen) {
       // Data watches changed: drop cached permissions and rebuild blocks (one instruction each while watching).
       this.dataWatchGenSeen = this.mem.dataWatchGen;
+      this.dataWatchOn = this.mem.dataWatches.length !== 0;
       this.flushTlb(true);
       this.flushCodeCache();
     }
