@@ -125,7 +125,11 @@ export interface PageTableEntryInfo {
   /** Xen's page type of the target frame: 'none'|'l1'|'l2'|'l3'|'l4'|'seg_desc'|'writable' */
   targetType: string;
   pinned: boolean;
-  /** Virtual range this entry maps: [vaStart, vaEnd). */
+  /**
+   * Virtual range this entry maps, [vaStart, vaEnd), relative to the VA the
+   * table's entry 0 maps (a table may be reached by several paths); for a
+   * root table (a 64-bit L4 or a 32-bit L3) it is absolute, canonical.
+   */
   vaStart: bigint;
   vaEnd: bigint;
 }

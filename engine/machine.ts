@@ -1121,6 +1121,9 @@ class PvMachine implements Machine {
       const ti = d.mm.pageInfo(tm);
       const pfn = d.m2p(tm);
       const shift = BigInt(12 + 9 * (level - 1));
+      // An L4 is always a root: its upper half maps canonical addresses (bit 47 sign-extended).
+      let start = BigInt(i) << shift;
+      if (level === 4 && start >> 47n) start |= 0xffff000000000000n;
       entries.push({
         index: i,
         raw,
@@ -1130,8 +1133,8 @@ class PvMachine implements Machine {
         pfn: pfn < 0 ? null : BigInt(pfn),
         targetType: ti.type,
         pinned: ti.pinned,
-        vaStart: BigInt(i) << shift,
-        vaEnd: BigInt(i + 1) << shift,
+        vaStart: start,
+        vaEnd: start + (1n << shift),
       });
     }
     const pfn = d.m2p(mfn);

@@ -199,6 +199,14 @@ for (const img of IMAGES) {
       assert.equal(walk.body.steps.length, img.bits === 64 ? 4 : 3);
       assert.equal(BigInt(walk.body.paddr), here);
       assert.equal(await byte(dc, 'm:' + walk.body.maddr), v);
+      const root = await dc.customRequest('pvscope/pageTable', { vcpu: 0, root: 'kernel' });
+      const first = root.body.entries[0];
+      assert.equal(BigInt(first.vaStart), 0n);
+      if (img.bits === 64) {
+        // Xen's read-only M2P at L4 slot 256: the range shows as the canonical hole address.
+        const m2p = root.body.entries.find((e: { index: number }) => e.index === 256);
+        assert.equal(m2p?.vaStart, '0xffff800000000000');
+      }
       const d = await dc.customRequest('disassemble', {
         memoryReference: '0x' + here.toString(16),
         instructionCount: 10,

@@ -96,7 +96,7 @@ vaBox.addEventListener('keydown', (e) => {
 
 type Row =
   | { kind: 'node'; depth: number; label: string; node: PtNode }
-  | { kind: 'entry'; depth: number; level: number; entry: Entry; key: string }
+  | { kind: 'entry'; depth: number; level: number; entry: Entry; key: string; va: string }
   | { kind: 'loading'; depth: number; text: string };
 
 let roots: { label: string; node: PtNode }[] = [];
@@ -112,10 +112,21 @@ function expandable(level: number, e: Entry): boolean {
 
 function build(): void {
   const out: Row[] = [];
-  const walkNode = (node: PtNode, depth: number, path: string) => {
+  // Entry ranges come relative to their table's base; add the path's base for absolute VAs.
+  const hex = (v: bigint) => `0x${v.toString(16)}`;
+  const walkNode = (node: PtNode, depth: number, path: string, base: bigint) => {
     for (const e of node.entries) {
       const key = `${path}/${e.index}`;
-      out.push({ kind: 'entry', depth, level: node.level, entry: e, key });
+      const start = base + BigInt(e.vaStart);
+      const end = base + BigInt(e.vaEnd);
+      out.push({
+        kind: 'entry',
+        depth,
+        level: node.level,
+        entry: e,
+        key,
+        va: `${hex(start)}\u2013${hex(end)}`,
+      });
       if (expanded.has(key) && expandable(node.level, e)) {
         const child = nodes.get(e.mfn);
         if (!child) {
@@ -123,14 +134,14 @@ function build(): void {
           if (![...pending.values()].includes(e.mfn)) request(e.mfn);
         } else {
           out.push({ kind: 'node', depth: depth + 1, label: `L${child.level}`, node: child });
-          walkNode(child, depth + 1, key);
+          walkNode(child, depth + 1, key, start);
         }
       }
     }
   };
   for (const r of roots) {
     out.push({ kind: 'node', depth: 0, label: `${r.label} L${r.node.level}`, node: r.node });
-    walkNode(r.node, 0, r.label + ':' + r.node.mfn);
+    walkNode(r.node, 0, r.label + ':' + r.node.mfn, 0n);
   }
   rows = out;
   spacer.style.height = `${rows.length * ROW_H}px`;
@@ -188,7 +199,7 @@ function renderRow(r: Row, i: number): HTMLElement {
   div.append(
     tw,
     cell('idx', String(e.index)),
-    cell('va', `${e.vaStart}\u2013${e.vaEnd}`),
+    cell('va', r.va),
     cell('', ...e.flags.map((f) => h('span', { className: 'tag' }, f))),
     cell('', 'mfn ', memLink(e.mfn, mref(e.mfn))),
     cell('', `pfn ${e.pfn ?? '-'}`),
