@@ -11,6 +11,7 @@
  */
 import { ElfFile, findSection, sectionContents } from './elf';
 import { ImageError, hex } from './errors';
+import { ByteCursor as Reader } from './byte-cursor';
 
 /** How to recover one register of the caller (DWARF §6.4.1). */
 export type RegisterRule =
@@ -72,86 +73,6 @@ export interface UnwindStep {
 
 const DW_EH_PE_omit = 0xff;
 
-class Reader {
-  readonly dv: DataView;
-  constructor(
-    readonly b: Uint8Array,
-    public pos: number,
-    public end: number,
-    readonly what: string,
-  ) {
-    this.dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-    if (this.end > b.length) this.end = b.length;
-  }
-  need(n: number): void {
-    if (n < 0 || this.pos + n > this.end)
-      throw new ImageError(
-        `${this.what}: read of ${n} bytes at ${hex(this.pos)} runs past the end of its entry`,
-      );
-  }
-  u8(): number {
-    this.need(1);
-    return this.b[this.pos++];
-  }
-  u16(): number {
-    this.need(2);
-    const v = this.dv.getUint16(this.pos, true);
-    this.pos += 2;
-    return v;
-  }
-  u32(): number {
-    this.need(4);
-    const v = this.dv.getUint32(this.pos, true);
-    this.pos += 4;
-    return v;
-  }
-  u64(): bigint {
-    this.need(8);
-    const v = this.dv.getBigUint64(this.pos, true);
-    this.pos += 8;
-    return v;
-  }
-  uleb(): number {
-    let r = 0;
-    let mul = 1;
-    for (let i = 0; ; i++) {
-      const b = this.u8();
-      r += (b & 0x7f) * mul;
-      mul *= 128;
-      if (!(b & 0x80)) return r;
-      if (i > 9) throw new ImageError(`${this.what}: LEB128 number is too long`);
-    }
-  }
-  sleb(): number {
-    let r = 0;
-    let mul = 1;
-    let b: number;
-    let i = 0;
-    do {
-      b = this.u8();
-      r += (b & 0x7f) * mul;
-      mul *= 128;
-      if (++i > 10) throw new ImageError(`${this.what}: LEB128 number is too long`);
-    } while (b & 0x80);
-    if (b & 0x40) r -= mul;
-    return r;
-  }
-  cstr(): string {
-    let i = this.pos;
-    while (i < this.end && this.b[i] !== 0) i++;
-    if (i >= this.end) throw new ImageError(`${this.what}: unterminated augmentation string`);
-    const s = String.fromCharCode(...this.b.subarray(this.pos, i));
-    this.pos = i + 1;
-    return s;
-  }
-  bytes(n: number): Uint8Array {
-    this.need(n);
-    const v = this.b.subarray(this.pos, this.pos + n);
-    this.pos += n;
-    return v;
-  }
-}
-
 const U64 = (1n << 64n) - 1n;
 
 /** Reads a DW_EH_PE-encoded pointer; `fieldAddr` is the virtual address of the field (for pcrel). */
@@ -193,7 +114,7 @@ function readEncoded(
       v = BigInt.asIntN(64, r.u64());
       break;
     default:
-      throw new ImageError(`${r.what}: unsupported pointer encoding ${hex(enc)}`);
+      throw new ImageError(`${r.section}: unsupported pointer encoding ${hex(enc)}`);
   }
   switch (enc & 0x70) {
     case 0x00:
@@ -205,7 +126,7 @@ function readEncoded(
       v += dataRel;
       break;
     default:
-      throw new ImageError(`${r.what}: unsupported pointer application ${hex(enc & 0x70)}`);
+      throw new ImageError(`${r.section}: unsupported pointer application ${hex(enc & 0x70)}`);
   }
   v &= addressSize === 8 ? U64 : 0xffffffffn;
   return v;
@@ -429,13 +350,14 @@ function parseFrames(
 function parseCie(r: Reader, off: number, isEh: boolean, addressSize: number, end: number): Cie {
   const version = r.u8();
   if (version !== 1 && version !== 3 && version !== 4)
-    throw new ImageError(`${r.what}: CIE at ${hex(off)} has unsupported version ${version}`);
+    throw new ImageError(`${r.section}: CIE at ${hex(off)} has unsupported version ${version}`);
   const aug = r.cstr();
   let asz = addressSize;
   if (version === 4) {
     asz = r.u8();
     r.u8(); // segment selector size
-    if (asz !== 4 && asz !== 8) throw new ImageError(`${r.what}: CIE address size ${asz} is not supported`);
+    if (asz !== 4 && asz !== 8)
+      throw new ImageError(`${r.section}: CIE address size ${asz} is not supported`);
   }
   if (aug.includes('eh')) asz === 8 ? r.u64() : r.u32(); // old GCC "eh" augmentation: pointer to EH data
   const codeAlign = r.uleb();
@@ -457,7 +379,7 @@ function parseCie(r: Reader, off: number, isEh: boolean, addressSize: number, en
     cie.hasAugData = true;
     const n = r.uleb();
     const augEnd = r.pos + n;
-    if (augEnd > end) throw new ImageError(`${r.what}: CIE augmentation data runs past the entry`);
+    if (augEnd > end) throw new ImageError(`${r.section}: CIE augmentation data runs past the entry`);
     for (const ch of aug.slice(1)) {
       if (ch === 'R') cie.fdeEncoding = r.u8();
       else if (ch === 'L') cie.lsdaEncoding = r.u8();
@@ -469,7 +391,7 @@ function parseCie(r: Reader, off: number, isEh: boolean, addressSize: number, en
     }
     r.pos = augEnd;
   } else if (aug !== '' && aug !== 'eh' && isEh) {
-    throw new ImageError(`${r.what}: CIE augmentation "${aug}" is not supported`);
+    throw new ImageError(`${r.section}: CIE augmentation "${aug}" is not supported`);
   }
   cie.instructions = r.bytes(end - r.pos);
   return cie;
