@@ -1084,27 +1084,29 @@ export class PvscopeSession extends DebugSession {
     return BigInt.asUintN(64, compileExpr(text).evaluate(this.exprContext(vcpu)));
   }
 
-  private applyFunctionBreakpoints(
-    args: DebugProtocol.SetFunctionBreakpointsArguments,
-  ): DebugProtocol.Breakpoint[] {
-    this.dropRecords(this.functionBps);
-    this.functionBps = [];
+  /**
+   * Builds breakpoint records at resolved guest virtual addresses: `resolve`
+   * gives the address or throws (the breakpoint is then reported unverified
+   * with the error text). Shared by function and instruction breakpoints.
+   */
+  private addressBreakpoints<T extends { condition?: string; hitCondition?: string }>(
+    kind: 'function' | 'instruction',
+    list: T[],
+    resolve: (b: T) => bigint,
+    failure: (b: T, e: Error) => string,
+  ): { recs: BpRecord[]; out: DebugProtocol.Breakpoint[] } {
+    const recs: BpRecord[] = [];
     const out: DebugProtocol.Breakpoint[] = [];
-    for (const b of args.breakpoints ?? []) {
-      if (typeof b?.name !== 'string') throw new RequestError("each function breakpoint needs a 'name'");
+    for (const b of list) {
       let addr: bigint;
       try {
-        addr = this.resolveLocation(b.name, this.currentVcpu);
+        addr = resolve(b);
       } catch (e) {
-        out.push({
-          id: this.nextBpId++,
-          verified: false,
-          message: `cannot resolve '${b.name}': ${(e as Error).message}`,
-        });
+        out.push({ id: this.nextBpId++, verified: false, message: failure(b, e as Error) });
         continue;
       }
-      const { rec, message } = this.makeRecord('function', [addr], b.condition, b.hitCondition);
-      this.functionBps.push(rec);
+      const { rec, message } = this.makeRecord(kind, [addr], b.condition, b.hitCondition);
+      recs.push(rec);
       out.push({
         id: rec.id,
         verified: message === undefined,
@@ -1112,6 +1114,24 @@ export class PvscopeSession extends DebugSession {
         instructionReference: formatMemRef('virtual', addr),
       });
     }
+    return { recs, out };
+  }
+
+  private applyFunctionBreakpoints(
+    args: DebugProtocol.SetFunctionBreakpointsArguments,
+  ): DebugProtocol.Breakpoint[] {
+    this.dropRecords(this.functionBps);
+    this.functionBps = [];
+    const list = args.breakpoints ?? [];
+    for (const b of list)
+      if (typeof b?.name !== 'string') throw new RequestError("each function breakpoint needs a 'name'");
+    const { recs, out } = this.addressBreakpoints(
+      'function',
+      list,
+      (b) => this.resolveLocation(b.name, this.currentVcpu),
+      (b, e) => `cannot resolve '${b.name}': ${e.message}`,
+    );
+    this.functionBps = recs;
     return out;
   }
 
@@ -1132,30 +1152,21 @@ export class PvscopeSession extends DebugSession {
   ): DebugProtocol.Breakpoint[] {
     this.dropRecords(this.instructionBps);
     this.instructionBps = [];
-    const out: DebugProtocol.Breakpoint[] = [];
-    for (const b of args.breakpoints ?? []) {
-      let addr: bigint;
-      try {
+    const { recs, out } = this.addressBreakpoints(
+      'instruction',
+      args.breakpoints ?? [],
+      (b) => {
         const ref = parseMemRef(b?.instructionReference, 'instructionReference');
         if (ref.space !== 'virtual')
           throw new RequestError('instruction breakpoints take guest virtual addresses');
-        addr = BigInt.asUintN(
+        return BigInt.asUintN(
           64,
           ref.address + BigInt(typeof b.offset === 'number' && Number.isInteger(b.offset) ? b.offset : 0),
         );
-      } catch (e) {
-        out.push({ id: this.nextBpId++, verified: false, message: (e as Error).message });
-        continue;
-      }
-      const { rec, message } = this.makeRecord('instruction', [addr], b.condition, b.hitCondition);
-      this.instructionBps.push(rec);
-      out.push({
-        id: rec.id,
-        verified: message === undefined,
-        message,
-        instructionReference: formatMemRef('virtual', addr),
-      });
-    }
+      },
+      (_b, e) => e.message,
+    );
+    this.instructionBps = recs;
     return out;
   }
 
