@@ -1041,6 +1041,67 @@ export class Cpu implements CpuInternals {
     }
   }
 
+  /**
+   * Reads `n` bytes (1-4096) at linear (lo, hi) as the current CPL into
+   * `out[at .. at + n)`. Every page touched is translated before any byte
+   * is copied, so a #PF/#GP leaves nothing changed (restartable). Used by
+   * wide operands: 80-bit x87 values, 128-bit SSE operands, FXSAVE/XSAVE
+   * images, x87 environments. No allocation.
+   */
+  rdBytes(lo: number, hi: number, n: number, out: Uint8Array, at: number): void {
+    const sp = this.xlateSpan(lo, hi, n, 0);
+    const o1 = sp[0],
+      k = sp[1],
+      o2 = sp[2];
+    const u8 = this.u8;
+    for (let j = 0; j < k; j++) out[at + j] = u8[o1 + j];
+    for (let j = k; j < n; j++) out[at + j] = u8[o2 + j - k];
+  }
+
+  /**
+   * Writes `n` bytes (1-4096) from `src[at .. at + n)` to linear (lo, hi) as
+   * the current CPL. Both pages of a page-crossing store are translated for
+   * writing before any byte is stored (SDM: a faulting store changes no
+   * memory). No allocation.
+   */
+  wrBytes(lo: number, hi: number, n: number, src: Uint8Array, at: number): void {
+    const sp = this.xlateSpan(lo, hi, n, 1);
+    const o1 = sp[0],
+      k = sp[1],
+      o2 = sp[2];
+    const u8 = this.u8;
+    for (let j = 0; j < k; j++) u8[o1 + j] = src[at + j];
+    for (let j = k; j < n; j++) u8[o2 + j - k] = src[at + j];
+  }
+
+  /** Translation of an access of `n` bytes (1-4096): [offset of the first part, its length, offset of the second page's part]. */
+  private xlateSpan(lo: number, hi: number, n: number, access: number): Int32Array {
+    lo |= 0;
+    hi |= 0;
+    const user = this.state.cpl === 3;
+    const po = lo & 0xfff;
+    const span = this.spanTmp;
+    if (po + n <= 4096) {
+      this.accSize = n;
+      span[0] = this.xlate(lo, hi, access, user);
+      span[1] = n;
+      span[2] = 0;
+      return span;
+    }
+    const k = 4096 - po;
+    const t = (lo >>> 0) + k;
+    const hi2 = this.curMode === 5 || this.state.efer & 0x400 ? (hi + (t > 0xffffffff ? 1 : 0)) | 0 : 0;
+    this.accSize = k;
+    const o1 = this.xlate(lo, hi, access, user);
+    this.accSize = n - k;
+    const o2 = this.xlate(t | 0, hi2, access, user);
+    span[0] = o1;
+    span[1] = k;
+    span[2] = o2;
+    return span;
+  }
+  private readonly spanTmp = new Int32Array(3);
+
   linRead8(lo: number, hi: number, user: boolean): number {
     return this.rdAny(lo, hi, 1, user);
   }
@@ -1730,8 +1791,7 @@ export function isTerminator(d: Insn): boolean {
     case 0xff:
       return (d.reg & 7) >= 2 && (d.reg & 7) <= 5;
   }
-  // x87/SSE and unknown opcodes raise #UD here, and string instructions with REP loop in one call.
-  if (op >= 0xd8 && op <= 0xdf) return true;
+  // String instructions with REP loop in one call.
   if (d.rep && ((op >= 0xa4 && op <= 0xa7) || (op >= 0xaa && op <= 0xaf) || (op >= 0x6c && op <= 0x6f)))
     return true;
   if ((op >= 0x6c && op <= 0x6f) || (op >= 0xe4 && op <= 0xe7) || (op >= 0xec && op <= 0xef)) return true;

@@ -27,6 +27,9 @@ import type { Insn } from './decoder';
 import { systemOps } from './system';
 import { DescOp } from './system-hooks';
 import { insnName } from './names';
+import { execX87 } from './fpu/x87';
+import { execXsave } from './fpu/xsave';
+import { execSimd } from './simd/index';
 
 const SZI: Record<number, number> = { 1: 0, 2: 1, 4: 2, 8: 3 };
 /** Iterations of a REP string instruction done per call before yielding to the run loop. */
@@ -97,6 +100,35 @@ function applySeg(cpu: Cpu, seg: number, size: number, write: boolean): void {
   eaHi = 0;
   if (cpu.flat && (seg === 0 || seg === 2 || seg === 3)) return;
   eaLo = cpu.segLin(seg, eaLo, size, write);
+}
+
+/**
+ * Linear address of the memory operand of `d` for an access of `size` bytes
+ * (segment base added, limit checked outside 64-bit mode: #GP(0)/#SS(0)).
+ * Returns the low half; the high half is left in `cpu.tmpHi`. For the unit
+ * files (x87, SIMD, XSAVE) that access wide operands with `cpu.rdBytes` /
+ * `cpu.wrBytes`.
+ */
+export function operandAddress(cpu: Cpu, d: Insn, size: number, write: boolean): number {
+  linOf(cpu, d, size, write);
+  cpu.tmpHi = eaHi;
+  return eaLo;
+}
+
+/** Reads the r/m operand of `d` at size 1/2/4/8 (register or memory; 8: high half in `cpu.tmpHi`). */
+export function readRm(cpu: Cpu, d: Insn, s: number): number {
+  return rdRM(cpu, d, s, false);
+}
+
+/** Writes the r/m operand of `d` at size 1/2/4/8 (register or memory at the operand's address). */
+export function writeRm(cpu: Cpu, d: Insn, s: number, v: number, vh: number): void {
+  if (d.mod !== 3) linOf(cpu, d, s, true);
+  wrRM(cpu, d, s, v, vh);
+}
+
+/** Raises #UD for `d`, naming the instruction in `exitDetail`. */
+export function undefinedOpcode(cpu: Cpu, d: Insn): never {
+  return ud(cpu, d);
 }
 
 function rdMem(cpu: Cpu, s: number): number {
@@ -541,15 +573,7 @@ function strAddr(cpu: Cpu, d: Insn, src: boolean, size: number, write: boolean):
   applySeg(cpu, seg, size, write);
 }
 
-// ---------------- x87/SSE naming ----------------
-
-function fpuUnavailable(cpu: Cpu, d: Insn, sse: boolean): never {
-  const cr0 = cpu.state.cr0;
-  cpu.exitDetail = insnName(cpu, d);
-  if (!sse && cr0 & 4) cpu.fault(7, -1);
-  if (cr0 & 8) cpu.fault(7, -1);
-  return cpu.fault(6, -1);
-}
+// ---------------- #UD ----------------
 
 function ud(cpu: Cpu, d: Insn): never {
   cpu.exitDetail = insnName(cpu, d);
@@ -840,8 +864,7 @@ export function execInsn(cpu: Cpu, d: Insn): number {
       systemOps.farCall(cpu, d.imm2, d.imm, 0, s);
       return 1;
     case 0x9b:
-      if ((st.cr0 & 0xa) === 0xa) cpu.fault(7, -1);
-      return 1; // FWAIT
+      return execX87(cpu, d); // FWAIT
     case 0x9c: {
       if (cpu.mode() === 6 && (cpu.rfl & 0x3000) !== 0x3000) cpu.fault(13, 0);
       const f = cpu.getRflags() & ~0x30000; // VM and RF are not pushed
@@ -1166,7 +1189,7 @@ export function execInsn(cpu: Cpu, d: Insn): number {
     setR(cpu, d, sz, r, sz === 1 ? d.imm & 0xff : sz === 2 ? d.imm & 0xffff : d.imm, sz === 8 ? d.immHi : 0);
     return 1;
   }
-  if (op >= 0xd8 && op <= 0xdf) return fpuUnavailable(cpu, d, false);
+  if (op >= 0xd8 && op <= 0xdf) return execX87(cpu, d);
   if (op >= 0x100) return exec0f(cpu, d);
   return ud(cpu, d);
 }
@@ -1882,7 +1905,7 @@ function exec0f(cpu: Cpu, d: Insn): number {
         rdMem(cpu, 1);
         return 1;
       }
-      return fpuUnavailable(cpu, d, g <= 1 || g >= 4); // FXSAVE/FXRSTOR/LDMXCSR/STMXCSR/XSAVE...
+      return execXsave(cpu, d); // FXSAVE/FXRSTOR/LDMXCSR/STMXCSR/XSAVE/XRSTOR/XSAVEOPT
     }
     case 0x1af: {
       const a = rdRM(cpu, d, s, false);
@@ -1990,10 +2013,12 @@ function exec0f(cpu: Cpu, d: Insn): number {
         }
         return 1;
       }
+      // XRSTORS (3), XSAVEC (4), XSAVES (5): memory forms without a prefix.
+      if (g >= 3 && g <= 5 && d.mod !== 3 && !d.rep && !d.p66) return execXsave(cpu, d);
       return ud(cpu, d); // RDRAND/RDSEED/VMPTRLD...: not supported
     }
   }
-  if (isSse(op) || op === 0x177) return fpuUnavailable(cpu, d, true);
+  if (isSse(op) || op === 0x177) return execSimd(cpu, d);
   return ud(cpu, d);
 }
 

@@ -253,6 +253,48 @@ export class CpuState {
   miscEnableLo = 0x1801;
   miscEnableHi = 0;
 
+  // ---- x87 FPU (Intel SDM vol. 1 ch. 8) ----
+  /**
+   * Physical x87 data registers R0-R7 (not ST(i): ST(i) is R[(TOP + i) & 7]).
+   * Each is an 80-bit extended value: the 64-bit significand as halves
+   * (`fpSigHi` bit 31 is the explicit integer bit) and `fpSe`, the sign
+   * (bit 15) and biased exponent (bits 0-14). MMX register MMi aliases the
+   * significand of Ri (SDM vol. 1 §9.5).
+   */
+  readonly fpSigLo = new Int32Array(8);
+  readonly fpSigHi = new Int32Array(8);
+  readonly fpSe = new Uint16Array(8);
+  /** FPU control word (FNINIT value 0x037F: all exceptions masked, 64-bit precision, round to nearest). */
+  fpuCw = 0x037f;
+  /** FPU status word, TOP included in bits 11-13 (SDM vol. 1 §8.1.3). */
+  fpuSw = 0;
+  /** Full FPU tag word, 2 bits per physical register Ri: 00 valid, 01 zero, 10 special, 11 empty. */
+  fpuTw = 0xffff;
+  /** Last x87 opcode (11 bits: low 3 bits of the first opcode byte, then the ModRM byte). */
+  fpuFop = 0;
+  /** Last x87 instruction pointer (offset halves + CS selector) and data pointer (offset halves + DS selector). */
+  fpuIpLo = 0;
+  fpuIpHi = 0;
+  fpuCs = 0;
+  fpuDpLo = 0;
+  fpuDpHi = 0;
+  fpuDs = 0;
+
+  // ---- SSE (Intel SDM vol. 1 ch. 10-12) ----
+  /**
+   * XMM0-XMM15, four 32-bit lanes each: XMMn lane k (bits 32k..32k+31) is
+   * `xmm[n * 4 + k]`. `xmmF32` / `xmmF64` / `xmmU8` view the same bytes
+   * (little-endian, as every x86 host running Node is).
+   */
+  readonly xmm = new Int32Array(64);
+  readonly xmmF32 = new Float32Array(this.xmm.buffer);
+  readonly xmmF64 = new Float64Array(this.xmm.buffer);
+  readonly xmmU8 = new Uint8Array(this.xmm.buffer);
+  /** MXCSR (reset 0x1F80: all exceptions masked, round to nearest, no DAZ/FTZ). */
+  mxcsr = 0x1f80;
+  /** XCR0 (XFEATURE_ENABLED_MASK) low half; bit 0 (x87) is always set. High half is always 0 here. */
+  xcr0 = 1;
+
   /** Set by HLT; cleared when an interrupt/event is delivered. */
   halted = false;
   /** Instructions retired since reset (exact integer up to 2^53). */
