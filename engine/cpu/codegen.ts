@@ -24,8 +24,8 @@
  * or fewer when a REP string instruction stops early to be resumed).
  */
 import type { Cpu } from './cpu';
+import { isTerminator } from './block-rules';
 import {
-  isTerminator,
   LF_ADD,
   LF_DEC,
   LF_INC,
@@ -37,7 +37,7 @@ import {
   LF_SHR,
   LF_SUB,
   PARITY,
-} from './cpu';
+} from './flags';
 import type { Insn } from './decoder';
 
 /** A compiled block. */

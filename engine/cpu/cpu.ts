@@ -27,6 +27,22 @@ import { defaultCpuidPolicy, MAXPHYADDR } from './cpuid';
 import { decode, decodeInfo, type Insn } from './decoder';
 import { compileBlock, type Block } from './codegen';
 import { execInsn } from './exec';
+import { isTerminator } from './block-rules';
+import {
+  ARITH_FLAGS,
+  LF_ADD,
+  LF_DEC,
+  LF_EAGER,
+  LF_IMUL64,
+  LF_INC,
+  LF_LOGIC,
+  LF_MUL,
+  LF_SAR,
+  LF_SHL,
+  LF_SHR,
+  LF_SUB,
+  PARITY,
+} from './flags';
 
 /** TLB size in entries (direct-mapped, indexed by linear page number bits 0-11). */
 export const TLB_SIZE = 4096;
@@ -34,35 +50,7 @@ const TLB_MASK = TLB_SIZE - 1;
 /** Tag value that never matches a page-aligned address. */
 const NO_TAG = 1;
 
-/** Arithmetic flag bits (CF PF AF ZF SF OF). */
-export const ARITH_FLAGS = 0x8d5;
-
-// Lazy flag kinds (low 4 bits of lfOp; size index 0-3 = 8/16/32/64 bits in bits 4-5).
-export const LF_EAGER = 0;
-export const LF_ADD = 1;
-export const LF_SUB = 2;
-export const LF_LOGIC = 3;
-export const LF_INC = 4;
-export const LF_DEC = 5;
-export const LF_SHL = 6;
-export const LF_SHR = 7;
-export const LF_SAR = 8;
-/** IMUL: flags from the result, CF=OF=lfCf. */
-export const LF_MUL = 9;
-/** 64-bit IMUL (2/3-operand): CF=OF computed on demand from lfA/lfAH * lfB/lfBH. */
-export const LF_IMUL64 = 10;
-
 const FAULT = { cpuFault: true };
-
-/** Parity flag lookup for the low byte of a result. */
-export const PARITY = new Uint8Array(256);
-for (let i = 0; i < 256; i++) {
-  let b = i;
-  b ^= b >> 4;
-  b ^= b >> 2;
-  b ^= b >> 1;
-  PARITY[i] = b & 1 ? 0 : 4;
-}
 
 /** Per-frame decoded blocks: lookup by page offset plus the list for invalidation. */
 interface FrameCode {
@@ -1729,73 +1717,6 @@ const CPUS_BY_MEMORY = new WeakMap<MachineMemory, Cpu[]>();
 /** Key of the linear page holding (lo, hi). */
 function pageKey(lo: number, hi: number): string {
   return `${hi | 0}:${lo >>> 12}`;
-}
-
-/** Instructions that end a block (control transfers, system instructions, anything that can change mode or halt). */
-export function isTerminator(d: Insn): boolean {
-  const op = d.op;
-  if (d.bad) return true;
-  if (op >= 0x70 && op <= 0x7f) return true;
-  if (op >= 0x180 && op <= 0x18f) return true;
-  switch (op) {
-    case 0x9a:
-    case 0xc2:
-    case 0xc3:
-    case 0xca:
-    case 0xcb:
-    case 0xcc:
-    case 0xcd:
-    case 0xce:
-    case 0xcf:
-    case 0xe0:
-    case 0xe1:
-    case 0xe2:
-    case 0xe3:
-    case 0xe8:
-    case 0xe9:
-    case 0xea:
-    case 0xeb:
-    case 0xf4:
-    case 0x8e:
-    case 0x07:
-    case 0x17:
-    case 0x1f:
-    case 0x9d:
-    case 0xfa:
-    case 0xfb:
-    case 0x0f:
-    case 0x105:
-    case 0x106:
-    case 0x107:
-    case 0x108:
-    case 0x109:
-    case 0x10b:
-    case 0x100:
-    case 0x101:
-    case 0x120:
-    case 0x121:
-    case 0x122:
-    case 0x123:
-    case 0x130:
-    case 0x131:
-    case 0x132:
-    case 0x133:
-    case 0x134:
-    case 0x135:
-    case 0x1a1:
-    case 0x1a2:
-    case 0x1a9:
-    case 0x1aa:
-    case 0x1ae:
-      return true;
-    case 0xff:
-      return (d.reg & 7) >= 2 && (d.reg & 7) <= 5;
-  }
-  // String instructions with REP loop in one call.
-  if (d.rep && ((op >= 0xa4 && op <= 0xa7) || (op >= 0xaa && op <= 0xaf) || (op >= 0x6c && op <= 0x6f)))
-    return true;
-  if ((op >= 0x6c && op <= 0x6f) || (op >= 0xe4 && op <= 0xe7) || (op >= 0xec && op <= 0xef)) return true;
-  return false;
 }
 
 export type { CpuApi };

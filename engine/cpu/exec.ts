@@ -12,9 +12,9 @@
  * instruction stopped early to be resumed (RIP left at it).
  */
 import type { Cpu } from './cpu';
+import { isTerminator } from './block-rules';
 import {
   ARITH_FLAGS,
-  isTerminator,
   LF_ADD,
   LF_DEC,
   LF_IMUL64,
