@@ -31,6 +31,11 @@ export function isTerminator(d: Insn): boolean {
     case 0xeb:
     case 0xf4:
     case 0x8e:
+    case 0xc4:
+    case 0xc5:
+    case 0x1b2:
+    case 0x1b4:
+    case 0x1b5:
     case 0x07:
     case 0x17:
     case 0x1f:

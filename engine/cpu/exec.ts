@@ -22,7 +22,7 @@ import {
   LF_LOGIC,
   LF_SUB,
   PARITY,
-} from './cpu';
+} from './flags';
 import type { Insn } from './decoder';
 import { systemOps } from './system';
 import { DescOp } from './system-hooks';
@@ -129,6 +129,31 @@ export function writeRm(cpu: Cpu, d: Insn, s: number, v: number, vh: number): vo
 /** Raises #UD for `d`, naming the instruction in `exitDetail`. */
 export function undefinedOpcode(cpu: Cpu, d: Insn): never {
   return ud(cpu, d);
+}
+
+/**
+ * LDS/LES/LSS/LFS/LGS (SDM vol. 2 "LDS/LES/LFS/LGS/LSS - Load Far Pointer"):
+ * reads the m16:16 / m16:32 / m16:64 (REX.W, Intel) far pointer, offset
+ * first and the selector after it, loads segment `seg` with the full checks
+ * of a segment load (`SystemOps.loadSegment`), then writes the offset to the
+ * destination register. A fault on the read or the load leaves both
+ * unchanged. Register forms are #UD (the caller checks).
+ */
+function farPointerLoad(cpu: Cpu, d: Insn, seg: number): number {
+  const s = d.osz;
+  linOf(cpu, d, s + 2, false);
+  const lo = eaLo,
+    hi = eaHi;
+  const off = rdMem(cpu, s);
+  const offHi = cpu.tmpHi;
+  const selLo = (lo + s) | 0;
+  let selHi = hi;
+  if (cpu.curMode === 5 && (lo >>> 0) + s > 0xffffffff) selHi = (hi + 1) | 0;
+  else if (cpu.curMode !== 5) selHi = 0;
+  const sel = cpu.rdS(selLo, selHi, 2) & 0xffff;
+  systemOps.loadSegment(cpu, seg, sel);
+  setR(cpu, d, s, d.reg, s === 2 ? off & 0xffff : off, s === 8 ? offHi : 0);
+  return 1;
 }
 
 function rdMem(cpu: Cpu, s: number): number {
@@ -925,7 +950,9 @@ export function execInsn(cpu: Cpu, d: Insn): number {
     }
     case 0xc4:
     case 0xc5:
-      return ud(cpu, d); // LES/LDS and VEX: not supported
+      // 64-bit mode, or mod = 11 outside it: a VEX prefix (AVX is not offered) -> #UD.
+      if (long || d.mod === 3) return ud(cpu, d);
+      return farPointerLoad(cpu, d, op === 0xc4 ? 0 : 3); // LES / LDS
     case 0xc0:
     case 0xc1:
     case 0xd0:
@@ -1934,7 +1961,8 @@ function exec0f(cpu: Cpu, d: Insn): number {
     case 0x1b2:
     case 0x1b4:
     case 0x1b5:
-      return ud(cpu, d); // LSS/LFS/LGS: far pointer loads not supported
+      if (d.mod === 3) return ud(cpu, d);
+      return farPointerLoad(cpu, d, op === 0x1b2 ? 2 : op === 0x1b4 ? 4 : 5); // LSS / LFS / LGS
     case 0x1b6:
     case 0x1b7:
     case 0x1be:
