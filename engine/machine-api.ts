@@ -70,7 +70,25 @@ export type Stop =
       /** Decoded details (hypercall args, Xen's rejection reason, CR2, port, ...). */
       details: Record<string, string | number | boolean>;
     }
-  | { kind: 'shutdown'; reason: ShutdownReason; code: number; description: string };
+  | { kind: 'shutdown'; reason: ShutdownReason; code: number; description: string }
+  /**
+   * Every vCPU sleeps (HLT, SCHEDOP_block, SCHEDOP_poll) and no timer can wake
+   * one: no single-shot or periodic timer raises an unmasked VIRQ_TIMER, no
+   * poll timeout, no pending event. `forever`: nothing can ever wake the
+   * domain (`vCPU 0 blocked forever: no bound VIRQ_TIMER, no pending events`);
+   * otherwise only console input typed by the user can (`...; only console
+   * input (port 2) can wake it`). Reported once per idle episode; later
+   * run() calls return 'budget' at once until a vCPU wakes. Resumable.
+   */
+  | {
+      kind: 'blocked';
+      /** The first sleeping vCPU, the one the description names. */
+      vcpu: number;
+      forever: boolean;
+      description: string;
+      /** `forever`, `rip` of that vCPU, `vcpuN` = why vCPU N cannot wake, `consolePort` when console input can. */
+      details: Record<string, string | number | boolean>;
+    };
 
 export type FilterId = 'hypercall' | 'grant' | 'pagefault' | 'trap' | 'event' | 'mmu-reject' | 'crash';
 

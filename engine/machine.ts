@@ -66,6 +66,7 @@ import {
 import { grantFlagNames } from './xen/grant-table';
 import { errnoName } from './xen/errno';
 import { GUEST_MFN_BASE } from './xen/layout';
+import { hcState } from './xen/preempt';
 import { Xenstored } from './dom0/xenstored';
 import { ConsoleDaemon } from './dom0/console';
 import { Blkback, vdevToDevid } from './dom0/blkback';
@@ -74,6 +75,23 @@ import { PAGE_SIZE } from './memory/machine-memory';
 
 /** Instructions per slice between backend kicks and timer checks. */
 const SLICE = 20_000;
+
+/**
+ * Work units `Machine.run(budget)` charges against its budget besides one
+ * per instruction retired (docs/architecture.md "The run loop"): a unit is
+ * about the host time of one simple guest instruction (~10 ns on the
+ * reference 2-core machine).
+ *
+ * EXIT_COST: each exit to the hypervisor (hypercall, exception, privileged
+ * instruction, HLT...), whose host cost (~2-6 us) is that of hundreds of
+ * instructions. ENTRY_COST: each unit of batch work a hypercall reports
+ * (engine/xen/preempt.ts: a multicall entry, an mmu_update request, a
+ * memory_op extent, ...). IDLE_COST: one step of the idle loop (every vCPU
+ * blocked: kick the backends, skip guest time to the next timer).
+ */
+export const EXIT_COST = 400;
+export const ENTRY_COST = 200;
+export const IDLE_COST = 400;
 
 /** Adapts engine/image's LoadedImage to the builder's input. */
 export function toBuildImage(img: LoadedImage): BuildImage {
@@ -135,6 +153,10 @@ class PvMachine implements Machine {
   private skipUpcall = false;
   /** True while run() executes (pause() from a hook must stop the CPU mid-slice). */
   private running = false;
+  /** Work units charged in the current slice beyond instructions retired (exits, batch entries). */
+  private extraWork = 0;
+  /** The 'blocked' stop of the current idle episode was reported (cleared when a vCPU runs again). */
+  private blockedReported = false;
 
   constructor(config: DomainConfig, opts: MachineOptions = {}) {
     let bytes: Uint8Array;
@@ -336,6 +358,14 @@ class PvMachine implements Machine {
     }
   }
 
+  /**
+   * The run loop. Spends `budget` work units (one per instruction retired,
+   * EXIT_COST per exit, ENTRY_COST per unit of hypercall batch work,
+   * IDLE_COST per idle step) and returns; every path through the loop
+   * spends at least one unit, and no single step does more than one
+   * hypercall quantum (engine/xen/preempt.ts), so the host time of a call is
+   * bounded by the budget whatever the guest does.
+   */
   private runInner(budget: number): Stop {
     const d = this.dom;
     // A pause() made between run() calls makes this run return at once.
@@ -353,28 +383,36 @@ class PvMachine implements Machine {
       }
       const v = this.pickVcpu();
       if (!v) {
-        // Every vCPU sleeps: advance virtual time to the earliest deadline (deterministic idle).
+        // Every vCPU sleeps: let dom0 answer, then skip guest time to the earliest timer that can
+        // wake a vCPU (deterministic idle). Each step is charged so that idling spends the budget.
+        remaining -= IDLE_COST;
         this.kickBackends();
         if (this.pickVcpu()) continue;
-        let best = Infinity;
-        for (const x of d.vcpus) if (x.online) best = Math.min(best, d.time.nextDeadline(x));
-        if (best === Infinity) return { kind: 'budget' };
+        const wake = this.nextWakeNs();
+        if (wake === Infinity) {
+          // Nothing inside the machine can wake it: say so once, then idle until input arrives.
+          if (this.blockedReported) return { kind: 'budget' };
+          this.blockedReported = true;
+          return this.blockedStop();
+        }
         for (const x of d.vcpus) {
           if (!x.online) continue;
           const now = d.time.nowNs(x);
-          if (best > now) d.time.advance(x, best - now);
+          if (wake > now) d.time.advance(x, wake - now);
           d.time.checkTimers(x);
         }
         continue;
       }
+      this.blockedReported = false;
       const before = v.cpu.state.instructionsRetired;
       const deadline = d.time.nextDeadline(v);
       const now = d.time.nowNs(v);
       const untilTimer = deadline === Infinity ? SLICE : Math.max(1, Math.ceil(deadline - now));
       const slice = Math.max(1, Math.min(remaining, SLICE, untilTimer));
+      this.extraWork = 0;
       const s = this.runSlice(v, slice, false);
       const used = v.cpu.state.instructionsRetired - before;
-      remaining -= Math.max(1, used);
+      remaining -= Math.max(1, used + this.extraWork);
       this.kickBackends();
       if (s) return s;
     }
@@ -384,6 +422,68 @@ class PvMachine implements Machine {
       return s;
     }
     return { kind: 'budget' };
+  }
+
+  /**
+   * Earliest guest time (ns) at which a timer wakes a sleeping vCPU: a
+   * SCHEDOP_poll timeout, or a single-shot / periodic timer whose
+   * VIRQ_TIMER port would wake its vCPU when raised (EventChannels.wouldWake).
+   * Timers that fire into nothing (VIRQ_TIMER unbound, masked, already
+   * pending) do not count. Infinity when no timer can wake anyone.
+   */
+  private nextWakeNs(): number {
+    const d = this.dom;
+    let best = Infinity;
+    for (const x of d.vcpus) {
+      if (!x.online) continue;
+      if (x.pollPorts && x.pollTimeoutNs > 0) best = Math.min(best, x.pollTimeoutNs);
+      const port = x.virqPorts[0];
+      if (port <= 0 || !d.evtchn.wouldWake(port)) continue;
+      if (x.singleshotNs > 0) best = Math.min(best, x.singleshotNs);
+      if (x.periodicNs > 0) best = Math.min(best, x.nextPeriodicNs);
+    }
+    return best;
+  }
+
+  /**
+   * The stop for a domain whose vCPUs all sleep with no timer that can wake
+   * them: `vCPU 0 blocked forever: no bound VIRQ_TIMER, no pending events`,
+   * or, when a port from the console daemon could still wake one (input
+   * typed by the user), `vCPU 0 blocked: ...; only console input (port 2)
+   * can wake it`.
+   */
+  private blockedStop(): Stop {
+    const d = this.dom;
+    const ev = d.evtchn;
+    const sleepers = d.vcpus.filter((x) => x.online && x.blocked);
+    const v = sleepers[0] ?? d.vcpus[0];
+    const timer = (x: Vcpu): string => {
+      const port = x.virqPorts[0];
+      if (port <= 0) return 'no bound VIRQ_TIMER';
+      if (x.singleshotNs <= 0 && x.periodicNs <= 0) return `no timer set (VIRQ_TIMER on port ${port})`;
+      if (ev.isMasked(port)) return `VIRQ_TIMER port ${port} masked`;
+      if (ev.isPending(port)) return `VIRQ_TIMER port ${port} already pending`;
+      return `VIRQ_TIMER port ${port} cannot raise an upcall (selector bit set)`;
+    };
+    const how = (x: Vcpu): string => {
+      if (!x.pollPorts) return '';
+      const ports = x.pollPorts.length ? `ports ${x.pollPorts.join(', ')}` : 'no ports';
+      return ` in SCHEDOP_poll (${ports}, no timeout)`;
+    };
+    const consolePort = this.build.consolePort;
+    const consoleWakes =
+      ev.valid(consolePort) && ev.ports[consolePort].onNotify !== null && ev.wouldWake(consolePort);
+    const why = `${timer(v)}, no pending events`;
+    const description = consoleWakes
+      ? `vCPU ${v.id} blocked${how(v)}: ${why}; only console input (port ${consolePort}) can wake it`
+      : `vCPU ${v.id} blocked forever${how(v)}: ${why}`;
+    const details: Record<string, string | number | boolean> = {
+      forever: !consoleWakes,
+      rip: `0x${getRip(v.cpu).toString(16)}`,
+    };
+    for (const x of sleepers) details[`vcpu${x.id}`] = `${timer(x)}${how(x)}`;
+    if (consoleWakes) details.consolePort = consolePort;
+    return { kind: 'blocked', vcpu: v.id, forever: !consoleWakes, description, details };
   }
 
   private pickVcpu(): Vcpu | null {
@@ -409,6 +509,7 @@ class PvMachine implements Machine {
     if (v.blocked) return stepping ? { kind: 'step', vcpu: v.id } : null;
     setRunstate(v, 0);
     const reason = cpu.run(n);
+    if (reason !== ExitReason.BUDGET) this.extraWork += EXIT_COST;
     const stop = this.handleExit(v, reason);
     if (d.bits === 32) syncCompatCr3(v);
     if (stop) return stop;
@@ -766,6 +867,12 @@ class PvMachine implements Machine {
       this.trace && this.trace.kinds.has('hypercalls') ? describeHypercall(nr, args, d.bits).description : '';
     const r = doHypercall(v, this.env, cpu.exitInsnLength);
     cpu.state.instructionsRetired++;
+    this.extraWork += hcState.units * ENTRY_COST;
+    if (hcState.preempted) {
+      // The guest re-executes the call with its continuation: no second filter stop for it.
+      v.skipFilterRipLo = cpu.state.ripLo;
+      v.skipFilterRipHi = cpu.state.ripHi;
+    }
     if (before) {
       const rv = typeof r === 'bigint' ? r : r;
       const rs = typeof rv === 'number' && rv < 0 ? `-${errnoName(-rv)}` : `${rv}`;

@@ -7,6 +7,7 @@ import type { Domain, Vcpu } from './domain';
 import { DOMID_SELF, type EvtchnBackendApi } from './types';
 import { BACKEND_DOMID } from './layout';
 import * as E from './errno';
+import { chargeWork } from './preempt';
 
 export const ECS_FREE = 0;
 export const ECS_UNBOUND = 1;
@@ -175,8 +176,37 @@ export class EventChannels implements EvtchnBackendApi {
     }
   }
 
+  /**
+   * vcpu_mark_events_pending -> vcpu_kick -> vcpu_unblock (Xen common/sched/core.c):
+   * a new upcall wakes the vCPU whether it blocked or polls (a poller leaves
+   * SCHEDOP_poll; Linux rechecks its ports).
+   */
   private wake(v: Vcpu): void {
-    if (v.blocked && !v.pollPorts) v.blocked = false;
+    if (!v.blocked) return;
+    v.blocked = false;
+    v.pollPorts = null;
+    v.pollTimeoutNs = 0;
+  }
+
+  /**
+   * Whether raising `port` now would wake the vCPU it is bound to: it is in
+   * that vCPU's SCHEDOP_poll set, or it is not yet pending, not masked, and
+   * its selector bit is clear so that the raise sets upcall_pending (the
+   * same steps as raise()). Cold path: the run loop asks when every vCPU
+   * sleeps, to find a blocked domain nothing can wake.
+   */
+  wouldWake(port: number): boolean {
+    if (!this.valid(port)) return false;
+    const s = this.ports[port];
+    if (s.state === ECS_FREE) return false;
+    const v = this.dom.vcpus[s.vcpu] ?? this.dom.vcpus[0];
+    if (!v || !v.online) return false;
+    if (v.pollPorts && v.pollPorts.includes(port)) return true;
+    if (this.isPending(port) || this.isMasked(port)) return false;
+    const vo = v.vcpuInfoOff();
+    if (vo < 0) return false;
+    const word = Math.floor(port / this.dom.bits);
+    return !this.testBit(vo + (this.dom.bits === 64 ? 8 : 4), word);
   }
 
   /** Raises `port` (Xen evtchn_2l_set_pending). Also wakes pollers of the port. */
@@ -389,6 +419,8 @@ export class EventChannels implements EvtchnBackendApi {
         const dom = v.rd(arg, 2);
         if (dom === null) return -E.EFAULT;
         if (Number(dom) !== DOMID_SELF && Number(dom) !== d.domid) return -E.EPERM;
+        // Xen evtchn_reset checks for preemption every 64 ports; at most maxPorts here, so it is charged, not split.
+        chargeWork(Math.ceil(this.ports.length / 64));
         for (let p = 1; p < this.ports.length; p++) {
           // Ports toward the engine's own backends stay (the toolstack re-offers them).
           if (this.ports[p].state !== ECS_FREE && this.ports[p].onNotify === null) this.closePort(p);

@@ -8,6 +8,7 @@ import { DOMID_SELF, type GrantBackendApi } from './types';
 import { MAX_GRANT_FRAMES, BACKEND_DOMID } from './layout';
 import { PAGE_SIZE } from '../memory/machine-memory';
 import * as E from './errno';
+import { chargeWork, createContinuation, hypercallPreemptCheck } from './preempt';
 
 export const GNTTABOP_map_grant_ref = 0;
 export const GNTTABOP_unmap_grant_ref = 1;
@@ -274,6 +275,8 @@ export class GrantTable implements GrantBackendApi {
       case GNTTABOP_map_grant_ref: {
         for (let i = 0; i < count; i++) {
           const a = uop + BigInt(i * 32);
+          if (i && hypercallPreemptCheck()) return this.continuation(v, cmd, a, count - i);
+          chargeWork();
           const b = v.rdStruct(a, 32);
           if (!b) return -E.EFAULT;
           const ref = b.getUint32(12, true);
@@ -300,6 +303,8 @@ export class GrantTable implements GrantBackendApi {
       case GNTTABOP_unmap_grant_ref: {
         for (let i = 0; i < count; i++) {
           const a = uop + BigInt(i * 24);
+          if (i && hypercallPreemptCheck()) return this.continuation(v, cmd, a, count - i);
+          chargeWork();
           const b = v.rdStruct(a, 24);
           if (!b) return -E.EFAULT;
           if (!v.wr(a + 20n, 2, GNTST_bad_handle & 0xffff)) return -E.EFAULT;
@@ -314,6 +319,15 @@ export class GrantTable implements GrantBackendApi {
       default:
         return -E.ENOSYS;
     }
+  }
+
+  /**
+   * The continuation of a preempted batch (Xen do_grant_table_op:
+   * hypercall_create_continuation(grant_table_op, "ihi", cmd, uop + done, count - done)).
+   */
+  private continuation(v: Vcpu, cmd: number, uop: bigint, left: number): number {
+    const va = v.domain.bits === 64 ? BigInt.asUintN(64, uop) : uop & 0xffffffffn;
+    return createContinuation(20, [BigInt(cmd), va, BigInt(left)]);
   }
 
   /** Reads one side of a gnttab_copy and resolves it to a buffer offset, or a GNTST error. */
@@ -351,6 +365,8 @@ export class GrantTable implements GrantBackendApi {
     const sz = d.bits === 64 ? 40 : 24;
     for (let i = 0; i < count; i++) {
       const a = uop + BigInt(i * sz);
+      if (i && hypercallPreemptCheck()) return this.continuation(v, GNTTABOP_copy, a, count - i);
+      chargeWork();
       const b = v.rdStruct(a, sz);
       if (!b) return -E.EFAULT;
       let srcRef: bigint, srcDom: number, srcOff: number, dstRef: bigint, dstDom: number, dstOff: number;

@@ -36,6 +36,14 @@ import { memoryOp } from './memory';
 import { xenVersion } from './version';
 import { consoleIo, type ConsoleIoState } from './console-io';
 import { physdevOp } from './physdev';
+import {
+  beginHypercall,
+  chargeWork,
+  createContinuation,
+  hcState,
+  hypercallPreemptCheck,
+  setContinuationRegs,
+} from './preempt';
 
 import { hypercallName as hypercallNameOf } from '../debug/xen-names';
 export { HYPERCALL_NAMES } from '../debug/xen-names';
@@ -49,23 +57,27 @@ export interface HypercallEnv {
   consoleIo: ConsoleIoState;
   /** Counts hypercalls executed (stats, bench). */
   count: number;
+  /** Continuations created (hypercalls preempted and re-executed by the guest; engine/xen/preempt.ts). */
+  preemptions?: number;
 }
 
 /** Reads the hypercall number and arguments from the registers (cold path). */
 export function readHypercallRegs(v: Vcpu): { nr: number; args: bigint[] } {
   const cpu = v.cpu;
+  const args: bigint[] = [];
   if (v.domain.bits === 64) {
     const rax = getReg(cpu, Reg.RAX);
-    return {
-      nr: rax > 0xffffn ? -1 : Number(rax),
-      args: [Reg.RDI, Reg.RSI, Reg.RDX, Reg.R10, Reg.R8, Reg.R9].map((r) => getReg(cpu, r)),
-    };
+    for (let i = 0; i < 6; i++) args.push(getReg(cpu, ARG_REGS_64[i]));
+    return { nr: rax > 0xffffn ? -1 : Number(rax), args };
   }
-  return {
-    nr: cpu.state.gprLo[Reg.RAX] >>> 0 > 0xffff ? -1 : cpu.state.gprLo[Reg.RAX] >>> 0,
-    args: [Reg.RBX, Reg.RCX, Reg.RDX, Reg.RSI, Reg.RDI, Reg.RBP].map((r) => BigInt(cpu.state.gprLo[r] >>> 0)),
-  };
+  const lo = cpu.state.gprLo;
+  for (let i = 0; i < 6; i++) args.push(BigInt(lo[ARG_REGS_32[i]] >>> 0));
+  return { nr: lo[Reg.RAX] >>> 0 > 0xffff ? -1 : lo[Reg.RAX] >>> 0, args };
 }
+
+/** Argument registers in order (Xen pv/hypercall.c): 64-bit RDI RSI RDX R10 R8 R9, 32-bit EBX ECX EDX ESI EDI EBP. */
+const ARG_REGS_64 = [Reg.RDI, Reg.RSI, Reg.RDX, Reg.R10, Reg.R8, Reg.R9];
+const ARG_REGS_32 = [Reg.RBX, Reg.RCX, Reg.RDX, Reg.RSI, Reg.RDI, Reg.RBP];
 
 /** vm_assist (21): Xen common/domain.c do_vm_assist with the PV valid masks. */
 export function vmAssist(v: Vcpu, cmd: number, type: number): number {
@@ -224,13 +236,31 @@ export function dispatch(
   }
 }
 
-/** multicall (13): Xen common/multicall.c do_multicall. */
+/**
+ * multicall (13): Xen common/multicall.c do_multicall. Runs the
+ * multicall_entry_t list (op, result, args[6], each a guest word) in order;
+ * each entry's result is written back. Preemptible: before every entry but
+ * the first, a hypercall that has done HYPERCALL_QUANTUM units of work
+ * returns a continuation multicall(list + i entries, count - i); a sub-call
+ * that itself preempted has its continuation (op and args) written into its
+ * entry and the multicall continues from that entry.
+ * @returns 0, -EFAULT (unreadable entry, unwritable result, or a list that
+ *   leaves the guest's address space), or the continuation's op number.
+ */
 function multicall(v: Vcpu, env: HypercallEnv, list: bigint, count: number): number {
   const d = v.domain;
   const es = d.bits / 8;
   const entSize = es * 8;
+  const mask = d.bits === 64 ? (1n << 64n) - 1n : 0xffffffffn;
+  // guest_handle_okay(call_list, nr_calls): the whole array inside the guest's part of the address space.
+  const end = list + BigInt(count) * BigInt(entSize);
+  if (d.bits === 32 ? end > 0x1_0000_0000n : list < 0x8000_0000_0000n && end > 0x8000_0000_0000n)
+    return -E.EFAULT;
   for (let i = 0; i < count; i++) {
-    const base = list + BigInt(i * entSize);
+    const base = (list + BigInt(i * entSize)) & mask;
+    if (i && hypercallPreemptCheck()) return createContinuation(MULTICALL, [base, BigInt(count - i)]);
+    // An entry is a whole hypercall (dispatch, result copy): three units, as much as a short batch.
+    chargeWork(3);
     const b = v.rdStruct(base, entSize);
     if (!b) return -E.EFAULT;
     const rd = (k: number) => (es === 8 ? b.getBigUint64(k * 8, true) : BigInt(b.getUint32(k * 4, true)));
@@ -241,17 +271,58 @@ function multicall(v: Vcpu, env: HypercallEnv, list: bigint, count: number): num
     let r: number | bigint;
     if (op === IRET) {
       r = -E.EINVAL;
-    } else r = dispatch(v, env, op, args, true);
+    } else {
+      hcState.inMulticall = true;
+      try {
+        r = dispatch(v, env, op, args, true);
+      } finally {
+        hcState.inMulticall = false;
+      }
+    }
     const rv = BigInt.asUintN(es * 8, BigInt(r));
-    if (!v.wr(base + BigInt(es), es, rv)) return -E.EFAULT;
+    if (!v.wr(base + BigInt(es), es, rv)) {
+      hcState.preempted = false;
+      return -E.EFAULT;
+    }
+    if (hcState.preempted) {
+      // The sub-call's continuation goes back into its entry (multicall.c xlat_multicall_entry).
+      const call = hcState.mcCall;
+      hcState.preempted = false;
+      let ok = v.wr(base, es, call[0] & mask);
+      for (let k = 1; ok && k < call.length && k <= 6; k++)
+        ok = v.wr(base + BigInt((k + 1) * es), es, call[k] & mask);
+      if (!ok) return -E.EFAULT;
+      return createContinuation(MULTICALL, [base, BigInt(count - i)]);
+    }
     if (d.finished) break;
   }
   return 0;
 }
 
+/** Writes a continuation's op and arguments into the hypercall registers of the vCPU in `contSink.v`. */
+const contSink = {
+  v: null as Vcpu | null,
+  setArgs(op: number, args: bigint[]): void {
+    const v = this.v;
+    if (!v) return;
+    const cpu = v.cpu;
+    if (v.domain.bits === 64) {
+      setReg(cpu, Reg.RAX, BigInt(op));
+      for (let i = 0; i < args.length && i < 6; i++) setReg(cpu, ARG_REGS_64[i], BigInt.asUintN(64, args[i]));
+    } else {
+      setReg(cpu, Reg.RAX, BigInt(op));
+      for (let i = 0; i < args.length && i < 6; i++) setReg(cpu, ARG_REGS_32[i], BigInt.asUintN(32, args[i]));
+    }
+  },
+};
+
 /**
  * Handles a hypercall exit: RIP is at the `syscall`/`int $0x82`. Advances
- * RIP, runs the call, writes the result. Returns the result.
+ * RIP, runs the call, writes the result. Returns the result. A call that
+ * preempted itself (engine/xen/preempt.ts) leaves its continuation in the
+ * argument registers, its number in RAX and RIP back on the hypercall
+ * instruction; `hcState.preempted` and `hcState.units` (work done) tell the
+ * caller, until the next hypercall.
  */
 export function doHypercall(v: Vcpu, env: HypercallEnv, insnLength: number): number | bigint {
   const d = v.domain;
@@ -267,12 +338,24 @@ export function doHypercall(v: Vcpu, env: HypercallEnv, insnLength: number): num
   }
   v.noResult = false;
   let r: number | bigint;
+  beginHypercall();
+  contSink.v = v;
+  setContinuationRegs(contSink);
   try {
     r = dispatch(v, env, nr, args);
   } catch (e) {
     d.crash(`hypervisor model error in ${hypercallNameOf(nr)}: ${(e as Error)?.message ?? String(e)}`);
+    hcState.preempted = false;
     r = -E.EFAULT;
+  } finally {
+    setContinuationRegs(null);
+    contSink.v = null;
   }
+  if (hcState.preempted && !d.finished) {
+    // Xen pv/hypercall.c: a preempted hypercall rewinds RIP by 2 so that the guest executes it again.
+    env.preemptions = (env.preemptions ?? 0) + 1;
+    setRip(cpu, d.bits === 64 ? BigInt.asUintN(64, next - 2n) : (next - 2n) & 0xffffffffn);
+  } else hcState.preempted = false;
   if (!v.noResult) {
     if (d.bits === 64) setReg(cpu, Reg.RAX, BigInt.asUintN(64, BigInt(r)));
     else setReg(cpu, Reg.RAX, BigInt.asUintN(32, BigInt(r)));

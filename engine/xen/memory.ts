@@ -6,6 +6,7 @@ import type { Vcpu } from './domain';
 import * as E from './errno';
 import { DOMID_SELF } from './types';
 import { PAGE_SIZE } from '../memory/machine-memory';
+import { chargeWork, createContinuation, hypercallPreemptCheck } from './preempt';
 import {
   HYPERVISOR_VIRT_START_64,
   M2P_VIRT_END_64,
@@ -27,6 +28,11 @@ export const XENMEM_exchange = 11;
 export const XENMEM_machphys_mapping = 12;
 export const XENMEM_set_memory_map = 13;
 export const XENMEM_maximum_gpfn = 14;
+
+/** The start extent of a continued reservation op sits above the command (Xen public/memory.h). */
+export const MEMOP_EXTENT_SHIFT = 6;
+/** Largest nr_extents whose continuation can be encoded (Xen: UINT_MAX >> MEMOP_EXTENT_SHIFT). */
+export const MEMOP_MAX_EXTENTS = 0xffffffff >>> MEMOP_EXTENT_SHIFT;
 
 interface Reservation {
   extentStart: bigint;
@@ -57,11 +63,22 @@ function readReservation(v: Vcpu, arg: bigint): Reservation | null {
   };
 }
 
-/** Runs memory_op; returns the number of extents done for reservation ops, a value, or -errno. */
+/**
+ * Runs memory_op (Xen common/memory.c do_memory_op). The reservation ops
+ * (increase_reservation, decrease_reservation, populate_physmap) return the
+ * number of extents done, and as on Xen return the start extent unchanged for
+ * an unreadable argument, a foreign domain, an nr_extents too large to encode
+ * a continuation or a start extent past the end; an extent that fails ends
+ * the op there (its count is the result). They are preemptible: after
+ * HYPERCALL_QUANTUM extents the call becomes the continuation
+ * memory_op(cmd | (done << MEMOP_EXTENT_SHIFT), arg) (engine/xen/preempt.ts).
+ * @returns extents done, a value, or -errno for the other ops.
+ */
 export function memoryOp(v: Vcpu, cmdFull: bigint, arg: bigint): number {
   const d = v.domain;
   const cmd = Number(cmdFull & 0x3fn);
-  const startExtent = Number(cmdFull >> 6n);
+  const startBig = BigInt.asUintN(d.bits, cmdFull) >> BigInt(MEMOP_EXTENT_SHIFT);
+  const startExtent = Number(startBig);
   const es = d.bits / 8;
   const selfDom = (x: number) => x === DOMID_SELF || x === d.domid;
   switch (cmd) {
@@ -69,9 +86,11 @@ export function memoryOp(v: Vcpu, cmdFull: bigint, arg: bigint): number {
     case XENMEM_decrease_reservation:
     case XENMEM_populate_physmap: {
       const r = readReservation(v, arg);
-      if (!r) return -E.EFAULT;
-      if (!selfDom(r.domid)) return r.domid === 0 ? -E.EPERM : -E.ESRCH;
-      if (r.nrExtents < 0 || startExtent > r.nrExtents) return -E.EINVAL;
+      if (!r) return startExtent;
+      if (r.nrExtents > MEMOP_MAX_EXTENTS) return startExtent;
+      if (startExtent >= r.nrExtents) return startExtent;
+      // rcu_lock_domain_by_any_id + xsm_memory_adjust_reservation: only the domain itself.
+      if (!selfDom(r.domid)) return startExtent;
       // Only 4 KiB extents: PV superpage extents need contiguous machine memory Xen would not guarantee here.
       if (r.order > 0) {
         d.reject(E.ENOMEM, `memory_op: extents of order ${r.order} are not available to this domain`);
@@ -79,10 +98,13 @@ export function memoryOp(v: Vcpu, cmdFull: bigint, arg: bigint): number {
       }
       let i = startExtent;
       for (; i < r.nrExtents; i++) {
+        if (i !== startExtent && hypercallPreemptCheck())
+          return createContinuation(12, [BigInt(cmd) | (BigInt(i) << BigInt(MEMOP_EXTENT_SHIFT)), arg]);
+        chargeWork();
         const slot = r.extentStart + BigInt(i * es);
         if (cmd === XENMEM_decrease_reservation) {
           const g = v.rd(slot, es);
-          if (g === null) return i === startExtent && i === 0 ? -E.EFAULT : i;
+          if (g === null) break;
           const mfn = Number(g);
           if (d.frameOwner(mfn) !== d.domid) {
             d.reject(E.EINVAL, `Domain ${d.domid} page number ${mfn.toString(16)} invalid`);
@@ -97,8 +119,10 @@ export function memoryOp(v: Vcpu, cmdFull: bigint, arg: bigint): number {
           }
           d.setFrameOwner(mfn, -1);
           d.setM2p(mfn, -1);
-          d.freeGuestMfns.push(mfn);
-          d.freeGuestMfns.sort((a, b) => a - b);
+          // Keep the free list sorted (lowest MFN handed out first) without re-sorting it.
+          let at = d.freeGuestMfns.length;
+          while (at > 0 && d.freeGuestMfns[at - 1] > mfn) at--;
+          d.freeGuestMfns.splice(at, 0, mfn);
           d.nrPages--;
         } else {
           if (d.nrPages >= d.maxPages || d.freeGuestMfns.length === 0) {
@@ -111,7 +135,7 @@ export function memoryOp(v: Vcpu, cmdFull: bigint, arg: bigint): number {
           let gpfn = 0n;
           if (cmd === XENMEM_populate_physmap) {
             const g = v.rd(slot, es);
-            if (g === null) return i === 0 ? -E.EFAULT : i;
+            if (g === null) break;
             gpfn = g;
           }
           const mfn = d.freeGuestMfns.shift()!;
@@ -119,7 +143,9 @@ export function memoryOp(v: Vcpu, cmdFull: bigint, arg: bigint): number {
           d.mem.fill(d.mem.mfnToOffset(mfn), PAGE_SIZE, 0);
           d.nrPages++;
           if (cmd === XENMEM_populate_physmap) d.setM2p(mfn, Number(gpfn));
-          if (!v.wr(slot, es, mfn)) return i === 0 ? -E.EFAULT : i;
+          // increase_reservation may pass a NULL extent_start (no MFNs reported back).
+          // A failed copy-out ends the op there (Xen: goto out, nr_done = i).
+          if ((cmd === XENMEM_populate_physmap || r.extentStart !== 0n) && !v.wr(slot, es, mfn)) break;
         }
       }
       return i;

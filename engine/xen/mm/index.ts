@@ -74,6 +74,7 @@ import {
   pteMfn,
 } from './pte';
 import { decodeStore, readSizedReg, type DecodeEnv } from './ptwr-decode';
+import { chargeWork, createContinuation, hypercallPreemptCheck } from '../preempt';
 
 export * from './pte';
 export {
@@ -1265,6 +1266,17 @@ export class PvMm {
     if (pgOwner < 0) return this.writeDone(vcpu, pdone, done, pgOwner);
     let i = 0;
     for (; i < count; i++) {
+      // Xen: `if (i && hypercall_preempt_check()) rc = -ERESTART` before each request but the first.
+      if (i && hypercallPreemptCheck()) {
+        rc = createContinuation(1, [
+          this.guestVa(ureqs + BigInt(i * 16)),
+          BigInt(((count - i) | MMU_UPDATE_PREEMPTED) >>> 0),
+          pdone,
+          BigInt(fd >>> 0),
+        ]);
+        break;
+      }
+      chargeWork();
       const req = copyFromGuest(vcpu.cpu, ureqs + BigInt(i * 16), 16);
       if (!req) {
         rc = this.refuse(EFAULT, `mmu_update: cannot read request ${i} at ${hex(ureqs + BigInt(i * 16))}`);
@@ -1323,6 +1335,11 @@ export class PvMm {
       if (rc < 0) break;
     }
     return this.writeDone(vcpu, pdone, done + i, rc);
+  }
+
+  /** A guest virtual address wrapped to the guest's word size (continuation arguments). */
+  private guestVa(va: bigint): bigint {
+    return this.dom.bits === 64 ? BigInt.asUintN(64, va) : va & 0xffffffffn;
   }
 
   private writeDone(vcpu: XenVcpuCore, pdone: bigint, done: number, rc: number): number {
@@ -1540,6 +1557,16 @@ export class PvMm {
     let rc = 0;
     let i = 0;
     for (; i < count; i++) {
+      if (i && hypercallPreemptCheck()) {
+        rc = createContinuation(26, [
+          this.guestVa(uops + BigInt(i * size)),
+          BigInt(((count - i) | MMU_UPDATE_PREEMPTED) >>> 0),
+          pdone,
+          BigInt(fd >>> 0),
+        ]);
+        break;
+      }
+      chargeWork();
       const raw = copyFromGuest(vcpu.cpu, uops + BigInt(i * size), size);
       if (!raw) {
         rc = this.refuse(EFAULT, `mmuext_op: cannot read op ${i} at ${hex(uops + BigInt(i * size))}`);
