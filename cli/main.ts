@@ -3,6 +3,8 @@
  *
  * Exit status: 0 powered off; 1 crashed (reason and guest PC on stderr);
  * 2 bad usage or configuration; 3 timeout or instruction limit; 4 reboot.
+ * A domain whose vCPUs all sleep with nothing to wake them (the engine's
+ * 'blocked' stop) exits 1 with the reason, unless console input can still come.
  */
 import { fetchDebianFile } from './debian';
 import * as fs from 'node:fs';
@@ -281,8 +283,14 @@ function main(): void {
     m.destroy();
     process.exit(code);
   };
+  // Each Machine.run(budget) call is bounded (about 10 ns of host time per budget unit, see
+  // docs/architecture.md "The run loop"): the clock is read after every call, so --timeout and
+  // Ctrl-] are honoured within one call's time; a tick yields to the event loop every 20 ms.
+  const timeoutMs = o.timeout !== undefined ? o.timeout * 1000 : Infinity;
   const tick = () => {
-    for (let i = 0; i < 50; i++) {
+    const tickStart = Date.now();
+    let idle = false;
+    for (;;) {
       if (quit) {
         process.stderr.write('\npvscope: quit\n');
         return finish(0);
@@ -292,9 +300,17 @@ function main(): void {
         process.stderr.write(`\npvscope: instruction limit reached (${limit})\n`);
         return finish(3);
       }
+      const before = m.info.instructionsRetired;
       const s = m.run(budget);
-      // Feed scripted input when the guest has been quiet for a while (it is waiting for keys).
-      if (inputPos < pendingInput.length && sawOutput && m.info.instructionsRetired - lastOut > 2_000_000) {
+      idle = m.info.instructionsRetired === before;
+      // Feed scripted input when the guest has been quiet for a while (it is waiting for keys),
+      // or sleeps with only console input to wake it.
+      const waiting = s.kind === 'blocked' || (idle && sawOutput);
+      if (
+        inputPos < pendingInput.length &&
+        sawOutput &&
+        (waiting || m.info.instructionsRetired - lastOut > 2_000_000)
+      ) {
         const chunk = pendingInput.subarray(inputPos, inputPos + 16);
         inputPos += chunk.length;
         m.console.input(new Uint8Array(chunk));
@@ -315,15 +331,23 @@ function main(): void {
         process.stderr.write(`\npvscope: domain shut down (${s.reason})\n`);
         return finish(s.reason === 'poweroff' ? 0 : 1);
       }
-      if (s.kind === 'filter' && s.filter === 'crash') {
-        continue;
+      if (s.kind === 'blocked') {
+        // Only typed input can still wake it: wait for it when there is a keyboard or scripted input.
+        const inputPossible = interactive || inputPos < pendingInput.length;
+        if (s.forever || !inputPossible) {
+          process.stderr.write(`\npvscope: ${s.description}\npvscope: guest PC ${s.details.rip}\n`);
+          return finish(1);
+        }
       }
+      if (Date.now() - start > timeoutMs) {
+        process.stderr.write(`\npvscope: timeout after ${o.timeout} s\n`);
+        return finish(3);
+      }
+      if (idle || Date.now() - tickStart >= 20) break;
     }
-    if (o.timeout !== undefined && (Date.now() - start) / 1000 > o.timeout) {
-      process.stderr.write(`\npvscope: timeout after ${o.timeout} s\n`);
-      return finish(3);
-    }
-    setImmediate(tick);
+    // An idle guest (waiting for console input) is polled every 10 ms instead of spinning.
+    if (idle) setTimeout(tick, 10);
+    else setImmediate(tick);
   };
   tick();
 }
