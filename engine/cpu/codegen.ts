@@ -314,6 +314,7 @@ class Gen {
   /** Emits code leaving the operand's linear address in ea/eah. Returns false when it cannot be inlined. */
   ea(d: Insn, size: number, write: boolean): boolean {
     const seg = this.segOf(d);
+    this.ssAcc = this.long && seg === 2 && d.asz === 8;
     const b = d.base,
       x = d.index,
       sc = d.scale,
@@ -380,6 +381,17 @@ class Gen {
     return true;
   }
 
+  /**
+   * The address in ea/eah references SS in 64-bit mode: the slow path checks it is canonical and
+   * raises #SS(0) (SDM vol. 3 §6.15); the fast path never matches a non-canonical eah (TLB tags hold
+   * canonical high halves only), so the check costs nothing on a TLB hit.
+   */
+  private ssAcc = false;
+
+  private ssCheck(): string {
+    return this.ssAcc ? 'if (((eah << 16) >> 16) !== eah) cpu.fault(12, 0); ' : '';
+  }
+
   private hiCheck(): string {
     return this.cmpHi ? ' && TH[i] === eah' : '';
   }
@@ -403,7 +415,7 @@ class Gen {
     }
     const cross = s === 1 ? '' : ` && (ea & 4095) <= ${lim}`;
     this.emit(
-      `i = (ea >>> 12) & 4095; if (RT[i] === (ea & -4096)${this.hiCheck()}${cross}) { ${rd} } else { ${v} = cpu.rdS(ea, eah, ${s});${s === 8 ? ` ${vh} = cpu.tmpHi;` : ''} }`,
+      `i = (ea >>> 12) & 4095; if (RT[i] === (ea & -4096)${this.hiCheck()}${cross}) { ${rd} } else { ${this.ssCheck()}${v} = cpu.rdS(ea, eah, ${s});${s === 8 ? ` ${vh} = cpu.tmpHi;` : ''} }`,
     );
   }
 
@@ -426,7 +438,7 @@ class Gen {
     }
     const cross = s === 1 ? '' : ` && (ea & 4095) <= ${lim}`;
     this.emit(
-      `i = (ea >>> 12) & 4095; if (WT[i] === (ea & -4096)${this.hiCheck()}${cross}) { ${wr} } else { cpu.wrS(ea, eah, ${s}, ${v}, ${s === 8 ? vh : 0}); }`,
+      `i = (ea >>> 12) & 4095; if (WT[i] === (ea & -4096)${this.hiCheck()}${cross}) { ${wr} } else { ${this.ssCheck()}cpu.wrS(ea, eah, ${s}, ${v}, ${s === 8 ? vh : 0}); }`,
     );
   }
 
@@ -455,6 +467,7 @@ class Gen {
 
   /** Emits a push of v (vh) of size s; the stack pointer is committed after the store. */
   push(s: number, v: string, vh: string): void {
+    this.ssAcc = this.long;
     if (this.long) {
       if (s === 8)
         this.emit(`sp = R[4]; sph = H[4]; ea = (sp - 8) | 0; eah = (sp >>> 0) < 8 ? (sph - 1) | 0 : sph;`);
@@ -470,6 +483,7 @@ class Gen {
 
   /** Loads the stack top into v (vh); caller commits with popCommit. */
   popLoad(s: number, v: string, vh: string): void {
+    this.ssAcc = this.long;
     if (this.long) this.emit(`ea = R[4]; eah = H[4];`);
     else this.emit(`ea = R[4]; eah = 0;`);
     this.load(s, v, vh);

@@ -235,8 +235,9 @@ export function decode(fetch: FetchByte, defSize: number, ripLo: number, ripHi: 
       else break;
     }
     if (long) {
-      // ES/CS/SS/DS overrides are ignored in 64-bit mode.
-      if (d.seg >= 0 && d.seg < 4) d.seg = -1;
+      // ES/CS/DS overrides are ignored in 64-bit mode; SS is kept (base 0 as well) so a
+      // non-canonical address through SS: raises #SS(0) (SDM vol. 3 §6.15).
+      if (d.seg >= 0 && d.seg < 4 && d.seg !== 2) d.seg = -1;
       if ((b & 0xf0) === 0x40) {
         d.rex = b;
         b = next();

@@ -90,6 +90,8 @@ function linOf(cpu: Cpu, d: Insn, size: number, write: boolean): void {
 function applySeg(cpu: Cpu, seg: number, size: number, write: boolean): void {
   const s = cpu.state;
   if (cpu.curMode === 5) {
+    // A non-canonical address referencing SS is #SS(0), not #GP(0) (SDM vol. 3 §6.15 "Interrupt 12").
+    if (seg === 2 && (eaHi << 16) >> 16 !== eaHi) cpu.fault(12, 0);
     if (seg === 4 || seg === 5) {
       const t = (eaLo >>> 0) + (s.segBaseLo[seg] >>> 0);
       eaLo = t | 0;
@@ -483,6 +485,7 @@ function push(cpu: Cpu, s: number, v: number, vh: number): void {
     const t = (st.gprLo[4] >>> 0) - s;
     const lo = t | 0;
     const hi = (st.gprHi[4] - (t < 0 ? 1 : 0)) | 0;
+    if ((hi << 16) >> 16 !== hi) cpu.fault(12, 0); // non-canonical stack address: #SS(0)
     cpu.wrS(lo, hi, s, v, vh);
     st.gprLo[4] = lo;
     st.gprHi[4] = hi;
@@ -501,7 +504,9 @@ function peek(cpu: Cpu, s: number, depth: number): number {
   const ss = stackSize(cpu);
   if (ss === 8) {
     const t = (st.gprLo[4] >>> 0) + depth;
-    return cpu.rdS(t | 0, (st.gprHi[4] + (t > 0xffffffff ? 1 : 0)) | 0, s);
+    const hi = (st.gprHi[4] + (t > 0xffffffff ? 1 : 0)) | 0;
+    if ((hi << 16) >> 16 !== hi) cpu.fault(12, 0); // non-canonical stack address: #SS(0)
+    return cpu.rdS(t | 0, hi, s);
   }
   const sp = ss === 4 ? (st.gprLo[4] + depth) | 0 : (st.gprLo[4] + depth) & 0xffff;
   const lin = cpu.flat && ss === 4 ? sp : cpu.segLin(2, sp, s, false);
