@@ -8,12 +8,18 @@ import type { Cpu } from '../cpu';
 import type { Insn } from '../decoder';
 import { undefinedOpcode } from '../exec';
 import { SimdKind, simdHandler, simdKind, simdSlot } from './table';
+import { registerMmx } from './mmx';
+import { registerSseInt } from './sse-int';
+import { registerSse42 } from './sse42';
 
 let registered = false;
 
 /** Loads every unit's table entries once (called lazily on the first SIMD instruction). */
 function registerAll(): void {
   registered = true;
+  registerMmx();
+  registerSseInt();
+  registerSse42();
 }
 
 /**
