@@ -25,6 +25,31 @@
  * 64-bit (RAX..R15 in ModRM order) and 8 for 32-bit (EAX..EDI); RFLAGS is a
  * number; addresses are linear byte addresses.
  *
+ * x87/SSE state (FPU and SIMD differential tests). Give a case
+ * `NativeInput.fpu`, a 512-byte FXSAVE image built with `buildFxImage`
+ * (FCW, FSW, abridged FTW, FOP, FIP/FDP, MXCSR, ST0-7 as 80-bit values
+ * (`f80`, `f80FromNumber`), XMM0-15 as 128-bit BigInts), in the case's
+ * layout (64: FXSAVE64, 32: legacy). The driver loads it with FXRSTOR64 /
+ * FXRSTOR right before the body and stores FXSAVE64 / FXSAVE right after it
+ * (or takes the signal context's fpstate at a fault); the outcome's `fpu`
+ * is that image. The engine side does the same through the engine's own
+ * FXRSTOR/FXSAVE code. A test needs four calls:
+ *
+ *     const batch = buildNativeBatch(64, bodies);
+ *     const host = batch.run(inputs);                       // inputs[i].fpu = buildFxImage({...}, 64)
+ *     const m = createMachine(64, UNMAPPED_PAGES); loadBatch(m, batch);   // engine-runner.ts
+ *     const problems = checkCase(m, batch, i, inputs[i], host[i], opt);  // [] when equal
+ *
+ * `checkCase` compares GPRs, flags, scratch memory, exceptions and the
+ * images field by field (`diffFxImage`: reserved bytes never compared; FCS/
+ * FDS not in 32-bit runs) after test/helpers/vendor-table.ts has put in the
+ * engine vendor's documented values where the host is another vendor
+ * (MXCSR_MASK, x87 error pointers with FSW.ES clear, ...; tag a case with
+ * `opt.vendorRows` for the others, `opt.fxsaveAt` when the body stores an
+ * FXSAVE image in the scratch buffer). Keep images consistent (FSW.ES/B set
+ * exactly when an exception flag is unmasked): FXRSTOR recomputes them.
+ * test/unit/cpu-diff-fpu.test.ts is a worked example.
+ *
  * Errors: `nativeToolchainProblem` returns a reason string when gcc/as/objcopy
  * (or 32-bit multilib support) is missing; `buildNativeBatch` throws an Error
  * carrying the assembler's message when a body does not assemble.
@@ -60,11 +85,25 @@ export interface NativeInput {
   memSeed: number;
   /** Bytes written over the fill: [offset in scratch, byte]. */
   memPatch?: Array<[number, number]>;
+  /**
+   * x87/SSE state to load before the body: a 512-byte FXSAVE image (build it
+   * with `buildFxImage`), loaded with FXRSTOR64 (64-bit) or FXRSTOR (32-bit).
+   * Its MXCSR must not set bits outside 0xFFFF (FXRSTOR would #GP in the
+   * harness, outside the case). When present, the outcome carries `fpu`.
+   */
+  fpu?: Uint8Array;
 }
 
 /** What the host did with one case. */
 export type NativeOutcome =
-  | { kind: 'ok'; regs: bigint[]; rflags: number; memDiff: Map<number, number> }
+  | {
+      kind: 'ok';
+      regs: bigint[];
+      rflags: number;
+      memDiff: Map<number, number>;
+      /** FXSAVE64 (64-bit) / FXSAVE (32-bit) image after the body; only when the input had `fpu`. */
+      fpu?: Uint8Array;
+    }
   | {
       kind: 'signal';
       signal: number;
@@ -76,6 +115,14 @@ export type NativeOutcome =
       memDiff: Map<number, number>;
       /** si_addr: the faulting linear address for SIGSEGV/SIGBUS (CR2 for #PF). */
       addr: bigint;
+      /**
+       * The FXSAVE image at the fault, from the signal context's fpstate (only
+       * when the input had `fpu`). The kernel saves it in the 64-bit layout
+       * even for 32-bit processes, so in 32-bit runs FCS/FDS are not
+       * meaningful there; components the kernel's XSAVE reported in their
+       * initial state (XSTATE_BV clear) are filled with their initial values.
+       */
+      fpu?: Uint8Array;
     };
 
 export interface NativeBatch {
@@ -190,6 +237,23 @@ static sigjmp_buf env;
 static volatile unsigned long long fault_rip, fault_flags, fault_addr;
 static volatile unsigned long long fault_regs[NREGS];
 static unsigned char init[SCRATCH_SIZE];
+/* FXSAVE image at the fault (from the signal context). */
+static unsigned char fault_fpu[512];
+
+/* Copies the fxsave-layout area 'fx' of the kernel's signal fpstate; components the kernel's XSAVE
+   reported as initial (XSTATE_BV bit clear, when the xstate magic is present) get their initial values. */
+static void copy_fpstate(const unsigned char *fx) {
+  memcpy(fault_fpu, fx, 512);
+  if (*(const uint32_t *)(fx + 464) == 0x46505853u) { /* FP_XSTATE_MAGIC1: an XSAVE header follows */
+    uint64_t bv = *(const uint64_t *)(fx + 512);
+    if (!(bv & 1)) {
+      memset(fault_fpu, 0, 24);
+      memset(fault_fpu + 32, 0, 128);
+      fault_fpu[0] = 0x7f; fault_fpu[1] = 0x03;
+    }
+    if (!(bv & 2)) memset(fault_fpu + 160, 0, 256);
+  }
+}
 
 static void on_signal(int sig, siginfo_t *si, void *ucv) {
   ucontext_t *uc = (ucontext_t *)ucv;
@@ -201,13 +265,23 @@ static void on_signal(int sig, siginfo_t *si, void *ucv) {
   fault_rip = (unsigned long long)g[REG_RIP];
   fault_flags = (unsigned long long)g[REG_EFL];
   for (int i = 0; i < 16; i++) fault_regs[i] = (unsigned long long)g[order[i]];
+  if (uc->uc_mcontext.fpregs) copy_fpstate((const unsigned char *)uc->uc_mcontext.fpregs);
 #else
   static const int order[8] = { REG_EAX, REG_ECX, REG_EDX, REG_EBX, REG_UESP, REG_EBP, REG_ESI, REG_EDI };
   fault_rip = (unsigned long long)(unsigned int)g[REG_EIP];
   fault_flags = (unsigned long long)(unsigned int)g[REG_EFL];
   for (int i = 0; i < 8; i++) fault_regs[i] = (unsigned long long)(unsigned int)g[order[i]];
+  /* struct _fpstate_32: 112 bytes of FNSAVE data + status + magic (0 = FXSR data follows), then the fxsave area. */
+  if (uc->uc_mcontext.fpregs && ((const uint16_t *)uc->uc_mcontext.fpregs)[55] == 0)
+    copy_fpstate((const unsigned char *)uc->uc_mcontext.fpregs + 112);
 #endif
   siglongjmp(env, sig);
+}
+
+static void print_fpu(int want, const unsigned char *img) {
+  if (!want) { printf(" -"); return; }
+  putchar(' ');
+  for (int i = 0; i < 512; i++) printf("%02x", img[i]);
 }
 
 int main(void) {
@@ -255,12 +329,28 @@ int main(void) {
       if (scanf("%x %x", &off, &b) != 2 || off >= SCRATCH_SIZE) return 3;
       init[off] = (unsigned char)b;
     }
+    /* FXSAVE image to load ('-' = none): CTRL+0x400, flag at CTRL+0x210; result at CTRL+0x600. */
+    static char fpuhex[1100];
+    if (scanf("%1030s", fpuhex) != 1) return 3;
+    int want_fpu = fpuhex[0] != '-';
+    if (want_fpu) {
+      if (strlen(fpuhex) != 1024) return 3;
+      for (int i = 0; i < 512; i++) {
+        unsigned b;
+        if (sscanf(fpuhex + 2 * i, "%2x", &b) != 1) return 3;
+        CTRL[0x400 + i] = (unsigned char)b;
+      }
+      *(unsigned *)(CTRL + 0x210) = 1;
+      memcpy(CTRL + 0x600, CTRL + 0x400, 512);
+    }
+    memset(fault_fpu, 0, sizeof fault_fpu);
     memcpy(SCRATCH, init, SCRATCH_SIZE);
     if (idx >= pv_case_count) return 4;
     int sig = sigsetjmp(env, 1);
     if (sig) {
       printf("F %u %d %llx %llx %llx", idx, sig, fault_rip, fault_addr, fault_flags);
       for (int r = 0; r < NREGS; r++) printf(" %llx", fault_regs[r]);
+      print_fpu(want_fpu, fault_fpu);
       for (int i = 0; i < SCRATCH_SIZE; i++)
         if (SCRATCH[i] != init[i]) printf(" %x:%x", i, SCRATCH[i]);
       printf("\n");
@@ -275,6 +365,7 @@ int main(void) {
       printf(" %x", *(unsigned int *)(CTRL + 0x100 + 8 * r));
 #endif
     }
+    print_fpu(want_fpu, CTRL + 0x600);
     for (int i = 0; i < SCRATCH_SIZE; i++)
       if (SCRATCH[i] != init[i]) printf(" %x:%x", i, SCRATCH[i]);
     printf("\n");
@@ -315,6 +406,9 @@ function stubs(bitness: Bitness): string {
   if (bitness === 64) {
     for (const r of ['rbx', 'rbp', 'r12', 'r13', 'r14', 'r15']) L.push(`\tpush %${r}`);
     L.push(`\tmov %rsp, ${hex(C + 0x200)}`, `\tmov %rdi, ${hex(C + 0x208)}`);
+    // the driver's own x87/SSE state is kept at +0x800; the case's image (if any) loaded from +0x400
+    L.push(`\tfxsave64 ${hex(C + 0x800)}`, `\tcmpl $0, ${hex(C + 0x210)}`, '\tje 1f');
+    L.push(`\tfxrstor64 ${hex(C + 0x400)}`, '1:');
     L.push(`\tpushq ${hex(C + 0x80)}`, '\tpopfq');
     REGS64.forEach((r, i) => {
       if (i !== 4) L.push(`\tmov ${hex(C + 8 * i)}, %${r}`);
@@ -327,6 +421,11 @@ function stubs(bitness: Bitness): string {
       '\tpushfq',
       '\tpopq %rax',
       `\tmov %rax, ${hex(C + 0x180)}`,
+      `\tcmpl $0, ${hex(C + 0x210)}`,
+      '\tje 1f',
+      `\tfxsave64 ${hex(C + 0x600)}`,
+      '1:',
+      `\tfxrstor64 ${hex(C + 0x800)}`,
       '\tcld',
     );
     for (const r of ['r15', 'r14', 'r13', 'r12', 'rbp', 'rbx']) L.push(`\tpop %${r}`);
@@ -334,6 +433,8 @@ function stubs(bitness: Bitness): string {
   } else {
     for (const r of ['ebx', 'ebp', 'esi', 'edi']) L.push(`\tpush %${r}`);
     L.push('\tmov 20(%esp), %eax', `\tmov %eax, ${hex(C + 0x208)}`, `\tmov %esp, ${hex(C + 0x200)}`);
+    L.push(`\tfxsave ${hex(C + 0x800)}`, `\tcmpl $0, ${hex(C + 0x210)}`, '\tje 1f');
+    L.push(`\tfxrstor ${hex(C + 0x400)}`, '1:');
     L.push(`\tpushl ${hex(C + 0x80)}`, '\tpopfl');
     REGS32.forEach((r, i) => {
       if (i !== 4) L.push(`\tmov ${hex(C + 8 * i)}, %${r}`);
@@ -346,6 +447,11 @@ function stubs(bitness: Bitness): string {
       '\tpushfl',
       '\tpopl %eax',
       `\tmov %eax, ${hex(C + 0x180)}`,
+      `\tcmpl $0, ${hex(C + 0x210)}`,
+      '\tje 1f',
+      `\tfxsave ${hex(C + 0x600)}`,
+      '1:',
+      `\tfxrstor ${hex(C + 0x800)}`,
       '\tcld',
     );
     for (const r of ['edi', 'esi', 'ebp', 'ebx']) L.push(`\tpop %${r}`);
@@ -436,8 +542,17 @@ export function buildNativeBatch(bitness: Bitness, bodies: string[]): NativeBatc
           const regs = inp.regs.map((r) => (r & mask).toString(16)).join(' ');
           const patch = inp.memPatch ?? [];
           const p = patch.map(([o, b]) => `${o.toString(16)} ${(b & 0xff).toString(16)}`).join(' ');
+          let fpu = '-';
+          if (inp.fpu) {
+            if (inp.fpu.length !== 512)
+              throw new Error(`case ${i}: fpu image of ${inp.fpu.length} bytes, want 512`);
+            const mx = (inp.fpu[24] | (inp.fpu[25] << 8) | (inp.fpu[26] << 16) | (inp.fpu[27] << 24)) >>> 0;
+            if (mx > 0xffff)
+              throw new Error(`case ${i}: fpu image MXCSR ${mx.toString(16)} sets reserved bits`);
+            fpu = Buffer.from(inp.fpu).toString('hex');
+          }
           lines.push(
-            `${i} ${(inp.rflags >>> 0).toString(16)} ${(inp.memSeed >>> 0).toString(16)} ${regs} ${patch.length} ${p}`,
+            `${i} ${(inp.rflags >>> 0).toString(16)} ${(inp.memSeed >>> 0).toString(16)} ${regs} ${patch.length} ${p} ${fpu}`,
           );
         });
         const r = spawnSync(exe, [], {
@@ -457,6 +572,7 @@ export function buildNativeBatch(bitness: Bitness, bodies: string[]): NativeBatc
           const idx = parseInt(t[1], 10);
           if (t[0] === 'F') {
             const regs = t.slice(6, 6 + nregs).map((h) => BigInt('0x' + h));
+            const fpu = parseFpu(t[6 + nregs]);
             out[idx] = {
               kind: 'signal',
               signal: parseInt(t[2], 10),
@@ -464,12 +580,20 @@ export function buildNativeBatch(bitness: Bitness, bodies: string[]): NativeBatc
               addr: BigInt('0x' + t[4]),
               rflags: Number(BigInt('0x' + t[5]) & 0xffffffffn),
               regs,
-              memDiff: parseDiff(t.slice(6 + nregs)),
+              memDiff: parseDiff(t.slice(7 + nregs)),
+              ...(fpu ? { fpu } : {}),
             };
           } else if (t[0] === 'R') {
             const rflags = Number(BigInt('0x' + t[2]) & 0xffffffffn);
             const regs = t.slice(3, 3 + nregs).map((h) => BigInt('0x' + h));
-            out[idx] = { kind: 'ok', regs, rflags, memDiff: parseDiff(t.slice(3 + nregs)) };
+            const fpu = parseFpu(t[3 + nregs]);
+            out[idx] = {
+              kind: 'ok',
+              regs,
+              rflags,
+              memDiff: parseDiff(t.slice(4 + nregs)),
+              ...(fpu ? { fpu } : {}),
+            };
           }
         }
         for (let i = 0; i < inputs.length; i++) {
@@ -487,6 +611,12 @@ export function buildNativeBatch(bitness: Bitness, bodies: string[]): NativeBatc
   }
 }
 
+/** Parses the driver's FXSAVE image token ('-' = none, else 1024 hex digits). */
+function parseFpu(tok: string | undefined): Uint8Array | undefined {
+  if (!tok || tok === '-') return undefined;
+  return new Uint8Array(Buffer.from(tok, 'hex'));
+}
+
 /** Parses the driver's `offset:byte` list of changed scratch bytes (hex). */
 function parseDiff(items: string[]): Map<number, number> {
   const memDiff = new Map<number, number>();
@@ -495,4 +625,156 @@ function parseDiff(items: string[]): Map<number, number> {
     memDiff.set(parseInt(o, 16), parseInt(b, 16));
   }
   return memDiff;
+}
+
+// ---- FXSAVE images (x87/SSE state of a case) ----
+
+/** Fields of a 512-byte FXSAVE image (SDM vol. 2 FXSAVE tables 3-43/3-46). Omitted fields take `buildFxImage`'s defaults. */
+export interface FxFields {
+  /** FPU control word (default 0x037F, the FNINIT value). */
+  fcw?: number;
+  /** FPU status word, TOP in bits 11-13 (default 0). */
+  fsw?: number;
+  /** Abridged tag byte: bit i set = PHYSICAL register Ri is not empty (default 0: all empty). */
+  ftw?: number;
+  /** Last x87 opcode, 11 bits (default 0). */
+  fop?: number;
+  /** FPU instruction pointer (64-bit layout: 64 bits; 32-bit layout: offset, with `fcs`). */
+  fip?: bigint;
+  fcs?: number;
+  /** FPU data pointer (64-bit layout: 64 bits; 32-bit layout: offset, with `fds`). */
+  fdp?: bigint;
+  fds?: number;
+  /** MXCSR (default 0x1F80). */
+  mxcsr?: number;
+  /** MXCSR_MASK field (ignored by FXRSTOR; default 0). */
+  mxcsrMask?: number;
+  /** ST0..ST7 in STACK order (ST(i) = R[(TOP + i) & 7]) as 80-bit values: bits 0-63 significand, 64-78 exponent, 79 sign. */
+  st?: bigint[];
+  /** XMM0..XMM15 as 128-bit values. */
+  xmm?: bigint[];
+}
+
+/** Layout of an FXSAVE image: 64 = FXSAVE64 (REX.W, 64-bit FIP/FDP), 32 = legacy layout (32-bit offsets + FCS/FDS). */
+export type FxLayout = 32 | 64;
+
+/** An 80-bit extended value from its sign (0/1), biased exponent (15 bits) and 64-bit significand (integer bit = bit 63). */
+export function f80(sign: number, exp: number, sig: bigint): bigint {
+  return (BigInt(sign & 1) << 79n) | (BigInt(exp & 0x7fff) << 64n) | (sig & ((1n << 64n) - 1n));
+}
+
+/** The exact 80-bit extended value of a JS number (every double is representable; NaN: the default quiet NaN with sign 1). */
+export function f80FromNumber(x: number): bigint {
+  const dv = new DataView(new ArrayBuffer(8));
+  dv.setFloat64(0, x);
+  const bits = dv.getBigUint64(0);
+  const sign = Number(bits >> 63n);
+  const e = Number((bits >> 52n) & 0x7ffn);
+  const frac = bits & ((1n << 52n) - 1n);
+  if (e === 0x7ff)
+    return frac ? f80(sign, 0x7fff, (1n << 63n) | (1n << 62n) | (frac << 11n)) : f80(sign, 0x7fff, 1n << 63n);
+  if (e === 0) {
+    if (frac === 0n) return f80(sign, 0, 0n);
+    // double denormal: normalise into the wider exponent range
+    let m = frac;
+    let ex = 1 - 1023 + 16383;
+    while (!(m & (1n << 52n))) {
+      m <<= 1n;
+      ex--;
+    }
+    return f80(sign, ex, m << 11n);
+  }
+  return f80(sign, e - 1023 + 16383, ((1n << 52n) | frac) << 11n);
+}
+
+function putLE(b: Uint8Array, off: number, n: number, v: bigint): void {
+  for (let i = 0; i < n; i++) b[off + i] = Number((v >> BigInt(8 * i)) & 0xffn);
+}
+function getLE(b: Uint8Array, off: number, n: number): bigint {
+  let v = 0n;
+  for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[off + i]);
+  return v;
+}
+
+/**
+ * Builds a 512-byte FXSAVE image for `NativeInput.fpu` in `layout` (use the
+ * case's bitness). Reserved and unused bytes are 0.
+ */
+export function buildFxImage(f: FxFields, layout: FxLayout): Uint8Array {
+  const b = new Uint8Array(512);
+  putLE(b, 0, 2, BigInt(f.fcw ?? 0x037f));
+  putLE(b, 2, 2, BigInt(f.fsw ?? 0));
+  b[4] = (f.ftw ?? 0) & 0xff;
+  putLE(b, 6, 2, BigInt((f.fop ?? 0) & 0x7ff));
+  if (layout === 64) {
+    putLE(b, 8, 8, f.fip ?? 0n);
+    putLE(b, 16, 8, f.fdp ?? 0n);
+  } else {
+    putLE(b, 8, 4, f.fip ?? 0n);
+    putLE(b, 12, 2, BigInt(f.fcs ?? 0));
+    putLE(b, 16, 4, f.fdp ?? 0n);
+    putLE(b, 20, 2, BigInt(f.fds ?? 0));
+  }
+  putLE(b, 24, 4, BigInt(f.mxcsr ?? 0x1f80));
+  putLE(b, 28, 4, BigInt(f.mxcsrMask ?? 0));
+  (f.st ?? []).forEach((v, i) => putLE(b, 32 + 16 * i, 10, v));
+  (f.xmm ?? []).forEach((v, i) => putLE(b, 160 + 16 * i, 16, v));
+  return b;
+}
+
+/** Decodes an FXSAVE image of `layout` into its fields (XMM0-15 in 64-bit layout, XMM0-7 in 32-bit). */
+export function parseFxImage(b: Uint8Array, layout: FxLayout): Required<FxFields> {
+  const nx = layout === 64 ? 16 : 8;
+  return {
+    fcw: Number(getLE(b, 0, 2)),
+    fsw: Number(getLE(b, 2, 2)),
+    ftw: b[4],
+    fop: Number(getLE(b, 6, 2)),
+    fip: layout === 64 ? getLE(b, 8, 8) : getLE(b, 8, 4),
+    fcs: layout === 64 ? 0 : Number(getLE(b, 12, 2)),
+    fdp: layout === 64 ? getLE(b, 16, 8) : getLE(b, 16, 4),
+    fds: layout === 64 ? 0 : Number(getLE(b, 20, 2)),
+    mxcsr: Number(getLE(b, 24, 4)),
+    mxcsrMask: Number(getLE(b, 28, 4)),
+    st: Array.from({ length: 8 }, (_, i) => getLE(b, 32 + 16 * i, 10)),
+    xmm: Array.from({ length: nx }, (_, i) => getLE(b, 160 + 16 * i, 16)),
+  };
+}
+
+/** Field names `diffFxImage` reports and can ignore. */
+export type FxFieldName = keyof FxFields;
+
+/**
+ * Compares two FXSAVE images of `layout` field by field: FCW FSW FTW FOP FIP
+ * FCS FDS FDP (FCS/FDS only in the 32-bit layout) MXCSR MXCSR_MASK ST0-7
+ * (10 bytes each) XMM0-7 (32-bit layout) or XMM0-15. Reserved bytes (5,
+ * 14-15, 22-23, bytes 10-15 of each ST slot, 288-415 in the 32-bit layout,
+ * 416-511) are never compared. Fields in `ignore` are skipped.
+ * @returns one line per differing field ("FSW: want 0x3800 got 0x0"), empty when equal.
+ */
+export function diffFxImage(
+  want: Uint8Array,
+  got: Uint8Array,
+  layout: FxLayout,
+  ignore: FxFieldName[] = [],
+): string[] {
+  const a = parseFxImage(want, layout);
+  const g = parseFxImage(got, layout);
+  const out: string[] = [];
+  const skip = new Set<string>(ignore);
+  if (layout === 64) skip.add('fcs').add('fds');
+  const h = (v: number | bigint) => '0x' + v.toString(16);
+  for (const k of ['fcw', 'fsw', 'ftw', 'fop', 'fip', 'fcs', 'fdp', 'fds', 'mxcsr', 'mxcsrMask'] as const) {
+    if (skip.has(k)) continue;
+    if (a[k] !== g[k]) out.push(`${k.toUpperCase()}: want ${h(a[k])} got ${h(g[k])}`);
+  }
+  if (!skip.has('st'))
+    a.st.forEach((v, i) => {
+      if (v !== g.st[i]) out.push(`ST${i}: want ${h(v)} got ${h(g.st[i])}`);
+    });
+  if (!skip.has('xmm'))
+    a.xmm.forEach((v, i) => {
+      if (v !== g.xmm[i]) out.push(`XMM${i}: want ${h(v)} got ${h(g.xmm[i])}`);
+    });
+  return out;
 }
