@@ -60,6 +60,8 @@ export interface Block {
   valid: boolean;
   /** A breakpoint is set at the block's first instruction. */
   bp: boolean;
+  /** DR6 B0-B3 bits of the guest's instruction breakpoints at the block's first instruction (0: none). */
+  drbp: number;
   /** The block ends with a generic (possibly system) instruction: re-derive mode afterwards. */
   sys: boolean;
   /** addedAt[k]: instructions the block had already added to instructionsRetired when instruction k started. */
@@ -1177,6 +1179,7 @@ export function compileBlock(
     single,
     valid: true,
     bp: false,
+    drbp: 0,
     sys,
     addedAt: g.addedAt,
     c0: null,

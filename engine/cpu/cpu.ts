@@ -28,6 +28,7 @@ import { decode, decodeInfo, type Insn } from './decoder';
 import { compileBlock, type Block } from './codegen';
 import { execInsn } from './exec';
 import { isTerminator } from './block-rules';
+import { drDecode, drMatchExec, drMatchRange, drOnPage, type DrArmed } from './debug-regs';
 import {
   ARITH_FLAGS,
   LF_ADD,
@@ -178,6 +179,14 @@ export class Cpu implements CpuInternals {
   private dataWatchGenSeen = 0;
   /** `mem.dataWatches` is non-empty (refreshed with `dataWatchGenSeen` at the start of `run`). */
   private dataWatchOn = false;
+
+  // ---- the guest's debug registers (engine/cpu/debug-regs.ts; never used by pvscope's debugger) ----
+  /** Armed DR0-DR3 breakpoints per class, decoded from DR7 by `syncDebugRegs` (all 0: no cost anywhere). */
+  private readonly drArmed: DrArmed = { exec: 0, write: 0, read: 0, io: 0 };
+  /** DR0-DR3 halves, DR7 and CR4.DE as last decoded (a change re-decodes and drops cached code and TLB). */
+  private readonly drSeen = new Int32Array(10);
+  /** Data/I-O breakpoints hit by the current instruction (DR6 B0-B3 bits): #DB trap after it completes. */
+  drHit = 0;
 
   constructor(mem: MachineMemory) {
     this.mem = mem;
@@ -430,6 +439,52 @@ export class Cpu implements CpuInternals {
     this.savedCr3Hi = s.cr3Hi;
     this.savedCr4 = s.cr4;
     this.savedEfer = s.efer;
+    this.syncDebugRegs();
+  }
+
+  /**
+   * Re-decodes DR7 when DR0-DR3, DR7 or CR4.DE changed since the last call
+   * (MOV DRn, the Xen model's set_debugreg, a vCPU context load). Changes
+   * flush the TLB (no permission is cached for pages holding a data
+   * breakpoint) and the code cache (blocks end at instruction breakpoints;
+   * one-instruction blocks while a data breakpoint is armed).
+   */
+  private syncDebugRegs(): void {
+    const s = this.state;
+    const v = this.drSeen;
+    const de = s.cr4 & 8;
+    if (
+      v[8] === s.dr7 &&
+      v[9] === de &&
+      v[0] === s.drLo[0] &&
+      v[1] === s.drHi[0] &&
+      v[2] === s.drLo[1] &&
+      v[3] === s.drHi[1] &&
+      v[4] === s.drLo[2] &&
+      v[5] === s.drHi[2] &&
+      v[6] === s.drLo[3] &&
+      v[7] === s.drHi[3]
+    )
+      return;
+    const a = this.drArmed;
+    const was = a.exec | a.write | a.read | a.io;
+    for (let n = 0; n < 4; n++) {
+      v[2 * n] = s.drLo[n];
+      v[2 * n + 1] = s.drHi[n];
+    }
+    v[8] = s.dr7;
+    v[9] = de;
+    drDecode(s.dr7, de !== 0, a);
+    if (was !== 0 || (a.exec | a.write | a.read | a.io) !== 0) {
+      this.flushTlb(true);
+      this.flushCodeCache();
+    }
+  }
+
+  /** DR6 B0-B3 bits of the guest's I/O breakpoints matching an access of `size` bytes to `port` (CR4.DE). */
+  matchIoBreakpoints(port: number, size: number): number {
+    const m = this.drArmed.io;
+    return m === 0 ? 0 : drMatchRange(this.state, this.state.dr7, m, port & 0xffff, 0, size, false);
   }
 
   setSegmentRaw(
@@ -832,6 +887,11 @@ export class Cpu implements CpuInternals {
     global: boolean,
   ): void {
     if (this.watchPages.size && this.watchPages.has(pageKey(lo, hi))) return;
+    if (
+      (this.drArmed.write | this.drArmed.read) !== 0 &&
+      drOnPage(this.state, this.state.dr7, this.drArmed.write | this.drArmed.read, lo, hi, this.curMode === 5)
+    )
+      return; // the guest's data breakpoints: every access to the page takes xlate
     const i = (lo >>> 12) & TLB_MASK;
     const page = lo & -4096;
     if (this.tlbPage[i] !== page || this.tlbHi[i] !== hi || this.tlbOff[i] !== poff) {
@@ -900,6 +960,10 @@ export class Cpu implements CpuInternals {
     }
     if (this.dataWatchOn && access !== 2 && this.mem.dataWatchFrames[off >>> 12] & (access + 1))
       this.checkDataWatch(lo, hi, off, access === 1);
+    if (access !== 2 && (access === 1 ? this.drArmed.write : this.drArmed.read) !== 0) {
+      const m = access === 1 ? this.drArmed.write : this.drArmed.read;
+      this.drHit |= drMatchRange(this.state, this.state.dr7, m, lo, hi, this.accSize, this.curMode === 5);
+    }
     if (this.watchPages.size) this.checkWatch(lo, hi, access === 1);
     return off;
   }
@@ -1221,7 +1285,11 @@ export class Cpu implements CpuInternals {
 
   /** True when watchpoints exist (blocks are then one instruction long). */
   get watching(): boolean {
-    return this.watches.size !== 0 || this.mem.dataWatches.length !== 0;
+    return (
+      this.watches.size !== 0 ||
+      this.mem.dataWatches.length !== 0 ||
+      (this.drArmed.write | this.drArmed.read | this.drArmed.io) !== 0
+    );
   }
 
   // =====================================================================
@@ -1314,9 +1382,12 @@ export class Cpu implements CpuInternals {
     const pageBase = off & -4096;
     const bpPage = this.pageHasBreakpoint(linStart, ripHi);
     const limit = this.watching ? 1 : maxInsns;
+    const drx = this.drArmed.exec;
     for (let k = 0; k < limit; k++) {
       const linHi = long ? ripH : 0;
       if (k > 0 && bpPage && this.hasBreakpoint(lin, linHi)) break;
+      // The guest's instruction breakpoints start a block of their own (checked at block entry).
+      if (k > 0 && drx !== 0 && drMatchExec(s, drx, lin, linHi, long) !== 0) break;
       const first = lin;
       let pageCross = -1;
       const fetch = (i: number): number => {
@@ -1363,6 +1434,7 @@ export class Cpu implements CpuInternals {
     }
     const blk = compileBlock(this, insns, this.modeKey, off >>> 12, off & 0xfff, frame2, maxInsns === 1);
     blk.bp = bpPage && this.hasBreakpoint(linStart, ripHi);
+    blk.drbp = drx !== 0 ? drMatchExec(s, drx, linStart, ripHi, long) : 0;
     // With watchpoints, every (one-instruction) block is followed by the run loop's exit checks.
     if (this.watching) blk.sys = true;
     this.registerBlock(blk);
@@ -1476,7 +1548,19 @@ export class Cpu implements CpuInternals {
           }
           if (blk.bp && !first) return 7;
           // RFLAGS.TF (checked before the instruction): execute one instruction, then #DB.
-          const tf = (this.rfl & 0x100) !== 0;
+          const sf = this.rfl & 0x10100;
+          const tf = (sf & 0x100) !== 0;
+          if ((sf & 0x10000) !== 0) {
+            // RFLAGS.RF: the first instruction's instruction breakpoints are suppressed, and RF
+            // clears as it executes (an IRET loading RF = 1 sets it again) (SDM vol. 3 §18.3.1.1).
+            this.rfl &= ~0x10000;
+          } else if (blk.drbp !== 0) {
+            const r = this.debugException(blk.drbp, false);
+            prev = null;
+            first = false;
+            if (r >= 0) return r;
+            continue;
+          }
           if (blk.n > remaining || tf) {
             // Budget tail or single-step trap: a one-instruction block.
             this.lookupBlock();
@@ -1532,7 +1616,11 @@ export class Cpu implements CpuInternals {
               this.watchHit = false;
               return 8;
             }
-            if (tf && n > 0) {
+            if (this.drHit !== 0 && n > 0) {
+              // Data / I/O breakpoint: #DB trap after the instruction (BS too when single-stepping).
+              const r = this.debugException(this.drHit | (tf ? 0x4000 : 0), true);
+              if (r >= 0) return r;
+            } else if (tf && n > 0) {
               const r = this.singleStepTrap();
               if (r >= 0) return r;
             }
@@ -1576,6 +1664,7 @@ export class Cpu implements CpuInternals {
   private handleFault(blk: Block | undefined): number {
     const s = this.state;
     let retired = 0;
+    this.drHit = 0; // the faulting instruction did not complete: no data-breakpoint trap
     let insn: Insn | undefined;
     if (blk && this.faultIc >= 0) {
       const k = this.faultIc;
@@ -1623,6 +1712,29 @@ export class Cpu implements CpuInternals {
    * instruction, or exits EXCEPTION (vector 1, exitTrap) when intercepted.
    * @returns an ExitReason or -1 to keep running
    */
+  /**
+   * #DB for the guest's debug registers (SDM vol. 3 §18.3.1): `status` holds
+   * the DR6 bits to report (B0-B3 of the matching breakpoints, BS); B0-B3
+   * are replaced, other status bits accumulate. `trap`: data/I-O breakpoint
+   * (RIP already after the instruction); otherwise an instruction-breakpoint
+   * fault (RIP at the instruction). Exits EXCEPTION (vector 1) when #DB is
+   * intercepted, else delivers it through the IDT.
+   * @returns an ExitReason or -1 to keep running
+   */
+  private debugException(status: number, trap: boolean): number {
+    const s = this.state;
+    this.drHit = 0;
+    s.dr6 = ((s.dr6 & ~0xf) | (status & 0xe00f)) & ~0x1000;
+    if (this.interceptExceptions & 2) {
+      this.exitVector = 1;
+      this.exitErrorCode = -1;
+      this.exitTrap = trap;
+      this.exitInsnLength = 0;
+      return 1;
+    }
+    return this.deliverException(1, -1, false, 0);
+  }
+
   private singleStepTrap(): number {
     const s = this.state;
     s.dr6 |= 0x4000;

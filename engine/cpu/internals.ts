@@ -39,6 +39,11 @@ export interface CpuInternals extends CpuApi {
   /** Scratch high half returned by 64-bit reads. */
   tmpHi: number;
 
+  /** DR6 B0-B3 bits of the guest's data/I-O breakpoints hit by the current instruction (#DB trap after it). */
+  drHit: number;
+  /** DR6 B0-B3 bits of the armed I/O breakpoints (CR4.DE) an access of `size` bytes to `port` matches. */
+  matchIoBreakpoints(port: number, size: number): number;
+
   /** Start of the current instruction (for fault restart and for gates/iret return addresses). */
   insnRipLo: number;
   insnRipHi: number;

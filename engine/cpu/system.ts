@@ -1865,6 +1865,7 @@ function ioCheck(cpu: CpuInternals, op: number, port: number, size: number): voi
 /** Port input through `cpu.ioRead` (default: all ones of `size` bytes). */
 function portIn(cpu: CpuInternals, port: number, size: number): number {
   const mask = size === 1 ? 0xff : size === 2 ? 0xffff : 0xffffffff;
+  cpu.drHit |= cpu.matchIoBreakpoints(port, size); // I/O breakpoints (CR4.DE): #DB trap after the instruction
   const h = cpu.ioRead;
   if (!h) return mask | 0;
   return (h(port & 0xffff, size) & mask) | 0;
@@ -1872,6 +1873,7 @@ function portIn(cpu: CpuInternals, port: number, size: number): number {
 
 /** Port output through `cpu.ioWrite` (default: ignored). */
 function portOut(cpu: CpuInternals, port: number, size: number, value: number): void {
+  cpu.drHit |= cpu.matchIoBreakpoints(port, size);
   const h = cpu.ioWrite;
   if (!h) return;
   const mask = size === 1 ? 0xff : size === 2 ? 0xffff : 0xffffffff;
