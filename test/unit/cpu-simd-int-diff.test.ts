@@ -23,6 +23,7 @@ import {
   SCRATCH_SIZE,
   SIG,
   UNMAPPED_PAGES,
+  type Bitness,
   type NativeBatch,
   type NativeInput,
   type NativeOutcome,
@@ -302,16 +303,18 @@ function forms(): Form[] {
   return f;
 }
 
-function inputFor(rng: Rng, form: Form): NativeInput {
+function inputFor(rng: Rng, form: Form, bitness: Bitness): NativeInput {
   const patch: Array<[number, number]> = [];
   for (const o of [...IN, MEM, MEM + 16]) patchBlock(rng, patch, o, !!form.strings);
   const regs: bigint[] = [];
-  for (let i = 0; i < 16; i++) {
+  for (let i = 0; i < (bitness === 64 ? 16 : 8); i++) {
     let v = (BigInt(rng.next()) << 32n) | BigInt(rng.next());
+    if (bitness === 32) v &= 0xffffffffn;
     if (form.smallRegs && (i === 0 || i === 2) && rng.int(4) !== 0) {
       const s = BigInt(rng.int(41) - 20);
       v = s & ((1n << 64n) - 1n);
-      if (rng.int(3) === 0) v = (v & 0xffffffffn) | (BigInt(rng.next()) << 32n); // junk above EAX/EDX
+      if (bitness === 32) v &= 0xffffffffn;
+      else if (rng.int(3) === 0) v = (v & 0xffffffffn) | (BigInt(rng.next()) << 32n); // junk above EAX/EDX
     }
     regs.push(v);
   }
@@ -330,9 +333,10 @@ function compare(
   host: NativeOutcome,
 ): string[] {
   const { cpu, mem } = m;
+  const nregs = m.bitness === 64 ? 16 : 8;
   const init = scratchInit(inp.memSeed, inp.memPatch);
   mem.writeBytes(SCRATCH_BASE, init);
-  for (let r = 0; r < 16; r++) setGpr(cpu, r, inp.regs[r]);
+  for (let r = 0; r < 16; r++) setGpr(cpu, r, r < nregs ? inp.regs[r] : 0n);
   cpu.state.ripLo = batch.caseStart[i];
   cpu.state.ripHi = 0;
   cpu.setRflags(inp.rflags);
@@ -346,8 +350,9 @@ function compare(
       return [`want signal ${host.signal} at 0x${host.rip.toString(16)}, engine ${stop}`];
   } else if (res.exit !== ExitReason.EXCEPTION || res.vector !== 3 || rip !== BigInt(batch.caseEnd[i] + 1))
     return [`want the end, engine ${stop}`];
-  for (let r = 0; r < 16; r++)
-    if (getGpr(cpu, r) !== host.regs[r])
+  const wmask = m.bitness === 64 ? (1n << 64n) - 1n : 0xffffffffn;
+  for (let r = 0; r < nregs; r++)
+    if ((getGpr(cpu, r) & wmask) !== host.regs[r])
       out.push(`reg${r}: want ${host.regs[r].toString(16)} got ${getGpr(cpu, r).toString(16)}`);
   if ((cpu.getRflags() & FLAGS) !== (host.rflags & FLAGS))
     out.push(
@@ -362,65 +367,69 @@ function compare(
   return out;
 }
 
-describe('SIMD integer vs host CPU (64-bit): MMX, SSE2, SSSE3, SSE4.1, SSE4.2 integer forms', function () {
-  this.timeout(600000);
-  const all = forms();
-  const bodies: string[] = [];
-  const inputs: NativeInput[] = [];
-  const owner: number[] = [];
-  const rng = new Rng(0x5eed1234);
-  all.forEach((form, fi) => {
-    for (let v = 0; v < VARIANTS; v++) {
-      bodies.push(form.body);
-      inputs.push(inputFor(rng, form));
-      owner.push(fi);
-    }
-  });
-  const classes = new Map<string, number[]>();
-  owner.forEach((fi, i) => {
-    const l = classes.get(all[fi].cls) ?? [];
-    l.push(i);
-    classes.set(all[fi].cls, l);
-  });
-  let batch: NativeBatch | undefined;
-  let host: NativeOutcome[] = [];
-  let m: TestMachine | undefined;
+/** Forms that exist outside 64-bit mode (no REX registers or REX.W). */
+const ONLY64 = /%r|%sil|pinsrq|pextrq|crc32q|estriq|movq %xmm1, %rax|movq %rax/;
 
-  before(function () {
-    const problem = nativeToolchainProblem(64);
-    if (problem) {
-      if (IN_CI) throw new Error(`CI=true but the native toolchain is unusable: ${problem}`);
-      console.log(`      skipped: ${problem}`);
-      this.skip();
-    }
-    batch = buildNativeBatch(64, bodies);
-    host = batch.run(inputs);
-    m = createMachine(64, UNMAPPED_PAGES);
-    m.cpu.state.cr4 |= 0x600; // OSFXSR, OSXMMEXCPT
-    m.cpu.stateChanged();
-    const code = batch.code.slice();
-    for (const e of batch.caseEnd) code[e - CODE_BASE] = 0xcc;
-    m.mem.writeBytes(CODE_BASE, code);
-    m.cpu.flushCodeCache();
-  });
-  after(() => batch?.dispose());
-
-  for (const [cls, idx] of classes) {
-    it(`${cls}: ${idx.length} cases`, function () {
-      assert.ok(batch && m);
-      const fails: string[] = [];
-      for (const i of idx) {
-        const d = compare(m, batch, i, inputs[i], host[i]);
-        if (d.length)
-          fails.push(
-            `\`${all[owner[i]].body.split('\n').find((l) => !/^(movdqu|movq %?mm|movq 0x|emms)/.test(l)) ?? ''}\`: ${d.join('; ')}`,
-          );
+for (const bitness of [64, 32] as const)
+  describe(`SIMD integer vs host CPU (${bitness}-bit): MMX, SSE2, SSSE3, SSE4.1, SSE4.2 integer forms`, function () {
+    this.timeout(600000);
+    const all = forms().filter((f) => bitness === 64 || !ONLY64.test(f.body));
+    const bodies: string[] = [];
+    const inputs: NativeInput[] = [];
+    const owner: number[] = [];
+    const rng = new Rng(0x5eed1234);
+    all.forEach((form, fi) => {
+      for (let v = 0; v < VARIANTS; v++) {
+        bodies.push(form.body);
+        inputs.push(inputFor(rng, form, bitness));
+        owner.push(fi);
       }
-      assert.equal(
-        fails.length,
-        0,
-        `${fails.length}/${idx.length} differ:\n  ${fails.slice(0, 8).join('\n  ')}`,
-      );
     });
-  }
-});
+    const classes = new Map<string, number[]>();
+    owner.forEach((fi, i) => {
+      const l = classes.get(all[fi].cls) ?? [];
+      l.push(i);
+      classes.set(all[fi].cls, l);
+    });
+    let batch: NativeBatch | undefined;
+    let host: NativeOutcome[] = [];
+    let m: TestMachine | undefined;
+
+    before(function () {
+      const problem = nativeToolchainProblem(bitness);
+      if (problem) {
+        if (IN_CI) throw new Error(`CI=true but the native toolchain is unusable: ${problem}`);
+        console.log(`      skipped: ${problem}`);
+        this.skip();
+      }
+      batch = buildNativeBatch(bitness, bodies);
+      host = batch.run(inputs);
+      m = createMachine(bitness, UNMAPPED_PAGES);
+      m.cpu.state.cr4 |= 0x600; // OSFXSR, OSXMMEXCPT
+      m.cpu.stateChanged();
+      const code = batch.code.slice();
+      for (const e of batch.caseEnd) code[e - CODE_BASE] = 0xcc;
+      m.mem.writeBytes(CODE_BASE, code);
+      m.cpu.flushCodeCache();
+    });
+    after(() => batch?.dispose());
+
+    for (const [cls, idx] of classes) {
+      it(`${cls}: ${idx.length} cases`, function () {
+        assert.ok(batch && m);
+        const fails: string[] = [];
+        for (const i of idx) {
+          const d = compare(m, batch, i, inputs[i], host[i]);
+          if (d.length)
+            fails.push(
+              `\`${all[owner[i]].body.split('\n').find((l) => !/^(movdqu|movq %?mm|movq 0x|emms)/.test(l)) ?? ''}\`: ${d.join('; ')}`,
+            );
+        }
+        assert.equal(
+          fails.length,
+          0,
+          `${fails.length}/${idx.length} differ:\n  ${fails.slice(0, 8).join('\n  ')}`,
+        );
+      });
+    }
+  });
