@@ -11,6 +11,8 @@ import { SimdKind, simdHandler, simdKind, simdSlot } from './table';
 import { registerMmx } from './mmx';
 import { registerSseInt } from './sse-int';
 import { registerSse42 } from './sse42';
+import { registerSseFp } from './sse-fp';
+import { registerSseCvt } from './sse-cvt';
 
 let registered = false;
 
@@ -20,6 +22,8 @@ function registerAll(): void {
   registerMmx();
   registerSseInt();
   registerSse42();
+  registerSseFp();
+  registerSseCvt();
 }
 
 /**
