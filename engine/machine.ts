@@ -92,6 +92,13 @@ const SLICE = 20_000;
 export const EXIT_COST = 400;
 export const ENTRY_COST = 200;
 export const IDLE_COST = 400;
+/**
+ * Weight of the budget units Cpu.run spends without retiring instructions
+ * (a REP string chunk of 4096 iterations counts 256 there but costs ~12x as
+ * much host time as 256 instructions): charged when a slice runs out of
+ * budget, the only time the machine sees them (slice - retired).
+ */
+export const STALL_WEIGHT = 12;
 
 /** Adapts engine/image's LoadedImage to the builder's input. */
 export function toBuildImage(img: LoadedImage): BuildImage {
@@ -155,6 +162,8 @@ class PvMachine implements Machine {
   private running = false;
   /** Work units charged in the current slice beyond instructions retired (exits, batch entries). */
   private extraWork = 0;
+  /** The last Cpu.run of runSlice returned BUDGET: it spent its whole budget (instructions, REP chunks, deliveries). */
+  private sliceBudgetSpent = false;
   /** The 'blocked' stop of the current idle episode was reported (cleared when a vCPU runs again). */
   private blockedReported = false;
 
@@ -410,9 +419,13 @@ class PvMachine implements Machine {
       const untilTimer = deadline === Infinity ? SLICE : Math.max(1, Math.ceil(deadline - now));
       const slice = Math.max(1, Math.min(remaining, SLICE, untilTimer));
       this.extraWork = 0;
+      this.sliceBudgetSpent = false;
       const s = this.runSlice(v, slice, false);
       const used = v.cpu.state.instructionsRetired - before;
-      remaining -= Math.max(1, used + this.extraWork);
+      // A slice that ran out of budget spent all of it (Cpu.run also charges REP string chunks that
+      // retire nothing and exception deliveries); one that ended in an exit spent what retired.
+      remaining -=
+        Math.max(1, this.sliceBudgetSpent ? used + (slice - used) * STALL_WEIGHT : used) + this.extraWork;
       this.kickBackends();
       if (s) return s;
     }
@@ -509,6 +522,7 @@ class PvMachine implements Machine {
     if (v.blocked) return stepping ? { kind: 'step', vcpu: v.id } : null;
     setRunstate(v, 0);
     const reason = cpu.run(n);
+    this.sliceBudgetSpent = reason === ExitReason.BUDGET;
     if (reason !== ExitReason.BUDGET) this.extraWork += EXIT_COST;
     const stop = this.handleExit(v, reason);
     if (d.bits === 32) syncCompatCr3(v);
