@@ -212,6 +212,14 @@ export function injectTrap(v: Vcpu, vector: number, errorCode: number, cr2?: big
     errorCode = guestPfErrorCode(v, errorCode);
   }
   if (vector === Vector.DB) v.debugreg[6] = BigInt(v.cpu.state.dr6 >>> 0);
+  if (vector === Vector.NM) {
+    // Xen do_device_not_available: the FPU is restored lazily (CR0.TS cleared), and the #NM is
+    // bounced only when the guest's virtual TS is set, clearing it; otherwise the guest resumes.
+    v.cpu.state.cr0 &= ~Cr0.TS;
+    v.cpu.stateChanged();
+    if (!v.fpuTs) return true;
+    v.fpuTs = false;
+  }
   const missing = d.bits === 64 ? t.address === 0n : (t.cs & ~3) === 0;
   if (missing) {
     const ec = errorCode >= 0 ? `, ec=${(errorCode & 0xffff).toString(16).padStart(4, '0')}` : '';
@@ -599,6 +607,7 @@ export function failsafe(v: Vcpu, sels: number[]): boolean {
 // --- Privileged instruction emulation (Xen pv/emul-priv-op.c) ---
 
 const MSR_EFER = 0xc0000080;
+const MSR_IA32_DEBUGCTLMSR = 0x1d9;
 const MSR_FS_BASE = 0xc0000100;
 const MSR_GS_BASE = 0xc0000101;
 const MSR_SHADOW_GS_BASE = 0xc0000102;
@@ -758,6 +767,7 @@ export function emulatePrivOp(v: Vcpu): boolean {
         case MSR_PLATFORM_INFO:
         case MSR_IA32_UCODE_REV:
         case MSR_MISC_FEATURES_ENABLES:
+        case MSR_IA32_DEBUGCTLMSR: // Xen guest_rdmsr: a PV guest reads DEBUGCTL as 0
           val = 0n;
           break;
       }
@@ -857,48 +867,81 @@ export function emulatePrivOp(v: Vcpu): boolean {
   }
 }
 
-/** set_debugreg (8): Xen arch/x86/pv/misc-hypercalls.c set_debugreg (simplified checks). */
+/**
+ * Xen's breakpoint_addr_ok (asm/debugreg.h, __addr_ok): a DR0-DR3 value must
+ * lie in the lower canonical half or above the hypervisor's range
+ * (>= HYPERVISOR_VIRT_END 0xffff880000000000), for 32-bit guests too.
+ */
+function breakpointAddrOk(value: bigint): boolean {
+  return value < 1n << 47n || value >= 0xffff880000000000n;
+}
+
+/** Xen x86_adj_dr6_rsvd with no RTM/BLD in the policy: reserved bits read as 1, bit 12 as 0. */
+function adjDr6(value: bigint): bigint {
+  return (value | 0xffff0ff0n) & ~0x1000n;
+}
+
+/** Xen x86_adj_dr7_rsvd with no RTM in the policy: bits 11, 12, 14, 15 forced to 0, bit 10 to 1. */
+function adjDr7(value: bigint): bigint {
+  return (value & ~0xd800n) | 0x400n;
+}
+
+/**
+ * set_debugreg (8) (Xen xen/arch/x86/pv/misc-hypercalls.c set_debugreg):
+ * DR0-DR3 outside the guest's address range -> -EPERM; DR4/DR5 alias
+ * DR6/DR7 (a PV guest's virtual CR4.DE is never set here, so they are not
+ * -ENODEV); DR6/DR7 with bits 63:32 set -> -EINVAL; reserved bits adjusted
+ * as x86_adj_dr6_rsvd/x86_adj_dr7_rsvd do; DR7.GD -> -EPERM; an enabled I/O
+ * breakpoint (R/W = 10) without CR4.DE -> -EPERM; any other register ->
+ * -ENODEV. Values reach the vCPU's hardware debug registers, which the CPU
+ * acts on (#DB is then bounced to the guest's trap table).
+ */
 export function setDebugreg(v: Vcpu, reg: number, value: bigint): number {
-  const d = v.domain;
-  const limit = d.bits === 64 ? HYPERVISOR_VIRT_START_64 : HYPERVISOR_VIRT_START_32;
+  const st = v.cpu.state;
+  value = BigInt.asUintN(64, value);
   switch (reg) {
     case 0:
     case 1:
     case 2:
     case 3:
-      if (
-        d.bits === 64
-          ? !isCanonical(value) || (value >= limit && value < 0xffff880000000000n)
-          : value > limit - 4n
-      )
-        return -E.EPERM;
+      if (!breakpointAddrOk(value)) return -E.EPERM;
       v.debugreg[reg] = value;
-      v.cpu.state.drLo[reg] = Number(value & 0xffffffffn) | 0;
-      v.cpu.state.drHi[reg] = Number(value >> 32n) | 0;
+      st.drLo[reg] = Number(value & 0xffffffffn) | 0;
+      st.drHi[reg] = Number(value >> 32n) | 0;
       return 0;
+    case 4:
     case 6:
-      if (value >> 32n) return -E.EPERM;
-      v.debugreg[6] = (value & 0xffffefffn) | 0xffff0ff0n;
-      v.cpu.state.dr6 = Number(v.debugreg[6]) | 0;
+      if (value >> 32n) return -E.EINVAL;
+      v.debugreg[6] = adjDr6(value);
+      st.dr6 = Number(v.debugreg[6]) | 0;
       return 0;
+    case 5:
     case 7: {
-      if (value >> 32n) return -E.EPERM;
-      // Reserved bits 11-12, 14-15 must be zero; GD (bit 13) is not allowed.
-      if (value & 0xd800n) return -E.EPERM;
-      // I/O breakpoints (R/W = 10b) need DE in CR4, which a PV guest cannot set.
-      for (let i = 0; i < 4; i++) {
-        if (((value >> BigInt(16 + i * 4)) & 3n) === 2n && (value >> BigInt(i * 2)) & 3n) return -E.EPERM;
+      if (value >> 32n) return -E.EINVAL;
+      value = adjDr7(value);
+      if (value & 0x2000n) return -E.EPERM; // GD: privileged
+      if (value & 0xffn) {
+        for (let i = 0; i < 4; i++) {
+          if (((value >> BigInt(16 + i * 4)) & 3n) === 2n) return -E.EPERM; // I/O needs the guest's CR4.DE
+        }
       }
-      v.debugreg[7] = value | 0x400n;
-      v.cpu.state.dr7 = Number(v.debugreg[7]) | 0;
+      v.debugreg[7] = value;
+      st.dr7 = Number(value) | 0;
       return 0;
     }
     default:
-      return -E.EINVAL;
+      return -E.ENODEV;
   }
 }
 
+/**
+ * get_debugreg (9) (Xen do_get_debugreg -> x86emul_read_dr): DR0-DR3, DR6,
+ * DR7 (DR4/DR5 alias DR6/DR7 without CR4.DE); any other register -ENODEV.
+ */
 export function getDebugreg(v: Vcpu, reg: number): number | bigint {
-  if (reg < 0 || reg > 7 || reg === 4 || reg === 5) return -E.EINVAL;
+  if (reg === 4) reg = 6;
+  else if (reg === 5) reg = 7;
+  if (reg < 0 || reg > 7 || reg === 4 || reg === 5) return -E.ENODEV;
+  if (reg === 6) v.debugreg[6] = BigInt(v.cpu.state.dr6 >>> 0);
   return v.debugreg[reg];
 }
