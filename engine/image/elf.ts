@@ -6,7 +6,7 @@
  * (PN_XNUM, SHN_XINDEX, e_shnum 0) are honoured. Every malformed input throws
  * {@link ImageError} naming the broken structure.
  */
-import { unzlibSync } from 'fflate';
+import { inflateRawBounded } from './decompress';
 import { ByteReader, ImageError, hex, readCString, toSafeNumber } from './errors';
 
 /** e_machine values accepted. */
@@ -493,14 +493,20 @@ export function sectionContents(file: ElfFile, sec: ElfSection): Uint8Array {
 function inflateSection(data: Uint8Array, size: number, what: string): Uint8Array {
   if (size > MAX_DECOMPRESSED_SECTION)
     throw new ImageError(`${what} declares ${size} uncompressed bytes, above the 512 MiB limit`);
+  // Deflate expands at most 1032:1 (RFC 1951: a 258-byte match in 2 bits): a larger claim is a lie.
+  if (size > data.length * 1032 + 1024)
+    throw new ImageError(
+      `${what} declares ${size} uncompressed bytes, more than ${data.length} bytes of zlib data can hold`,
+    );
+  // zlib (RFC 1950): CMF (CM 8 = deflate), FLG (FCHECK, no preset dictionary), deflate body, Adler-32.
+  if (data.length < 2 || (data[0] & 0x0f) !== 8 || ((data[0] << 8) | data[1]) % 31 !== 0 || data[1] & 0x20)
+    throw new ImageError(`${what} has corrupt zlib data: bad zlib header`);
   let out: Uint8Array;
   try {
-    out = unzlibSync(data, { out: new Uint8Array(size) });
+    out = inflateRawBounded(data, 2, size, 'zlib', size).out;
   } catch (e) {
     throw new ImageError(`${what} has corrupt zlib data: ${(e as Error).message}`);
   }
-  if (out.length !== size)
-    throw new ImageError(`${what} inflated to ${out.length} bytes, header says ${size}`);
   return out;
 }
 
