@@ -1666,6 +1666,39 @@ function stringOp(cpu: Cpu, d: Insn): number {
     systemOps.ioCheck(cpu, op < 0x6e ? 9 : 10, port, sz);
   }
   let iter = 0;
+  if (rep && d.asz === 4 && cpu.curMode === 5 && countZero(cpu, 4)) {
+    // Intel (the CPUID vendor): with ECX = 0 a 32-bit-address REP still writes ECX and the index registers
+    // it uses as 32-bit values, zeroing their upper halves; AMD leaves them (test/helpers/vendor-table.ts
+    // row rep-addr32-count0)
+    st.gprHi[1] = 0;
+    if (op !== 0xaa && op !== 0xab && op !== 0xae && op !== 0xaf && op !== 0x6c && op !== 0x6d)
+      st.gprHi[6] = 0;
+    if (op !== 0xac && op !== 0xad && op !== 0x6e && op !== 0x6f) st.gprHi[7] = 0;
+    return 1;
+  }
+  // Intel keeps the instruction's input flags when REPE/REPNE CMPS/SCAS faults part-way; AMD reports the
+  // last completed iteration's (vendor-table row rep-cmps-fault-flags)
+  const entryArith = rep && isCmp ? cpu.arith() : 0;
+  try {
+    return stringLoop(cpu, d, op, sz, delta, rep, isCmp, iter);
+  } catch (e) {
+    if (rep && isCmp) cpu.setArith(entryArith);
+    throw e;
+  }
+}
+
+function stringLoop(
+  cpu: Cpu,
+  d: Insn,
+  op: number,
+  sz: number,
+  delta: number,
+  rep: boolean,
+  isCmp: boolean,
+  iter: number,
+): number {
+  const st = cpu.state;
+  const R = st.gprLo;
   for (;;) {
     if (rep && countZero(cpu, d.asz)) break;
     if (iter >= REP_CHUNK) {

@@ -76,6 +76,8 @@ export interface RowContext {
   initial?: Uint8Array;
   /** Scratch offsets of the FXSAVE images the body stores (the FXSAVE rows patch those bytes as well). */
   fxsaveAt?: number[];
+  /** The case's assembler body (rows about string instructions read the mnemonic). */
+  body?: string;
   /** For the `wide-pf-cr2` row: the engine's documented CR2 (the first byte of the operand on a not-present page). */
   cr2?: bigint;
   /** For x87 pointer rows: the engine's documented FIP/FDP/FOP after the case (default: the input image's). */
@@ -179,6 +181,30 @@ export const VENDOR_ROWS: Record<string, VendorRow> = {
     amd: 'MXCSR_MASK = 0x0002FFFF where CPUID Fn8000_0001 ECX[MisAlignSse] = 1: bit 17 (MM, misaligned exception mask) is writable (APM vol. 4 "LDMXCSR", vol. 2 §4.2.2 "MXCSR Register")',
     everyFpuCase: true,
     engineValue: (host, ctx) => withFpu(host, ctx, (img) => wrLE(img, 28, 4, BigInt(INTEL_MXCSR_MASK))),
+  },
+  'rep-addr32-count0': {
+    id: 'rep-addr32-count0',
+    what: '64-bit mode, 32-bit address size (67h) REP/REPE/REPNE MOVS/STOS/LODS/CMPS/SCAS with ECX = 0 (no iteration)',
+    intel:
+      'ECX and the index registers the instruction uses (RSI for MOVS/LODS/CMPS, RDI for MOVS/STOS/CMPS/SCAS) are written as 32-bit values: their upper halves become 0 (SDM vol. 1 §3.4.1.1 32-bit operands zero-extend; vol. 2 REP: the count and index registers are ECX/ESI/EDI with 32-bit addressing); measured on Intel Xeon',
+    amd: 'nothing is written: RCX, RSI and RDI keep their upper halves (APM vol. 3 REP: "if rCX = 0 no iteration"); measured on AMD EPYC',
+    engineValue: (host, ctx) => {
+      const op = /(movs|stos|lods|cmps|scas)/.exec(ctx.body ?? '')?.[1] ?? '';
+      const regs = host.regs.slice();
+      const low = (i: number) => (regs[i] &= 0xffffffffn);
+      low(1);
+      if (op === 'movs' || op === 'lods' || op === 'cmps') low(6);
+      if (op === 'movs' || op === 'stos' || op === 'cmps' || op === 'scas') low(7);
+      return { ...host, regs };
+    },
+  },
+  'rep-cmps-fault-flags': {
+    id: 'rep-cmps-fault-flags',
+    what: 'REPE/REPNE CMPS/SCAS that faults (#PF) after completing some iterations: RFLAGS at the fault',
+    intel:
+      "the arithmetic flags are the instruction's input flags (the fault is reported with RCX/RSI/RDI at the faulting iteration but the flags of no iteration) (SDM vol. 2 REP: the instruction is restartable; measured on Intel Xeon)",
+    amd: "the flags of the last completed iteration's comparison (APM vol. 3 REP; measured on AMD EPYC)",
+    engineValue: (host, ctx) => ({ ...host, rflags: (host.rflags & ~0x8d5) | (ctx.input.rflags & 0x8d5) }),
   },
   'wide-pf-cr2': {
     id: 'wide-pf-cr2',

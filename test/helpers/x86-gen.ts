@@ -189,6 +189,8 @@ export interface DiffCase {
   undefRegs: number;
   /** The host is expected to fault (#DE cases). */
   expectFault?: boolean;
+  /** Rows of test/helpers/vendor-table.ts `VENDOR_ROWS` (Intel/AMD differences) that apply to this case. */
+  vendorRows?: string[];
 }
 
 /** Seeded PRNG (xorshift128+ on 32-bit lanes; deterministic, no Math.random). */
@@ -485,6 +487,8 @@ interface Made {
   ctx?: Partial<UndefContext>;
   flags?: number;
   expectFault?: boolean;
+  /** Vendor-table rows of the case (see `DiffCase.vendorRows`). */
+  vendorRows?: string[];
 }
 
 interface Template {
@@ -1189,6 +1193,7 @@ function templates(bitness: Bitness): Template[] {
                   form: `${rep || 'once'}${dfSet ? '.std' : ''}${a32 ? '.a32' : ''}`,
                   body,
                   flags: b.flags(dfSet),
+                  ...(a32 && rep && count === 0 ? { vendorRows: ['rep-addr32-count0'] } : {}),
                 };
               },
             });
@@ -1566,6 +1571,7 @@ function templates(bitness: Bitness): Template[] {
               body: `${rep} ${op}${SUFFIX[w]}`,
               flags: b.flags(dir === 'down'),
               expectFault: true,
+              ...(rep === 'repe' ? { vendorRows: ['rep-cmps-fault-flags'] } : {}),
             };
           },
         });
@@ -1729,6 +1735,7 @@ export function generateCases(
       undefFlags: u.flags,
       undefRegs,
       expectFault: made.expectFault,
+      ...(made.vendorRows ? { vendorRows: made.vendorRows } : {}),
     });
   }
   return out;
