@@ -236,3 +236,42 @@ export const SUBREGS: Record<string, [string, number, number]> = (() => {
   out.eflags = ['rflags', 0, 32];
   return out;
 })();
+
+/**
+ * A copy of `v` that JSON.stringify always accepts and that means the same
+ * to a client: bigints become `"0x..."` strings (64-bit two's complement),
+ * Uint8Arrays number arrays, functions and symbols are dropped, objects
+ * nested deeper than `depth` (or met again on their own path) become
+ * `"[...]"`, and an object whose properties cannot be read becomes
+ * `"[unreadable]"`. Used on every response and event body the adapter sends.
+ */
+export function wireSafe(v: unknown, depth = 64, path: object[] = []): unknown {
+  switch (typeof v) {
+    case 'bigint':
+      return '0x' + BigInt.asUintN(64, v).toString(16);
+    case 'function':
+    case 'symbol':
+      return undefined;
+    case 'object':
+      break;
+    default:
+      return v;
+  }
+  if (v === null) return null;
+  if (depth <= 0 || path.includes(v)) return '[...]';
+  if (v instanceof Uint8Array) return Array.from(v);
+  path.push(v);
+  try {
+    if (Array.isArray(v)) return v.map((x) => wireSafe(x, depth - 1, path) ?? null);
+    const o: Record<string, unknown> = {};
+    for (const k of Object.keys(v)) {
+      const x = wireSafe((v as Record<string, unknown>)[k], depth - 1, path);
+      if (x !== undefined) o[k] = x;
+    }
+    return o;
+  } catch {
+    return '[unreadable]';
+  } finally {
+    path.pop();
+  }
+}

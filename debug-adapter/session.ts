@@ -54,8 +54,10 @@ import {
   RequestError,
   RFLAGS_BITS,
   SUBREGS,
+  wireSafe,
   type Space,
 } from './format';
+import { checkArguments, MAX_INSTRUCTION_COUNT } from './schema';
 import { LaunchError, validateLaunchArgs, type LaunchPlan, type XlParser } from './launch';
 import { runConsoleCommand, isConsoleCommand } from './commands';
 
@@ -157,6 +159,19 @@ type VarNode =
     };
 
 const FRAME_STRIDE = 10000;
+/** Frames a stack trace may hold (the unwinder's limit). */
+const MAX_FRAMES = 256;
+/** Poll interval while the guest idles (run slices retire no instruction): no busy loop. */
+const IDLE_POLL_MS = 5;
+/** Host time one run slice aims at, and the most it may take before the budget shrinks (ms). */
+const SLICE_TARGET_MS = 10;
+const SLICE_MAX_MS = 25;
+/** Bounds of the run slice budget (engine work units). */
+const MIN_BUDGET = 1000;
+const MAX_BUDGET = 2_000_000;
+/** Instructions before / after the reference that `disassemble` decodes exactly; beyond, `??` entries. */
+const DISASM_REACH_BACK = 4096;
+const DISASM_REACH_FORWARD = 65536;
 
 /** One DAP session over one Machine. */
 export class PvscopeSession extends DebugSession {
@@ -196,7 +211,10 @@ export class PvscopeSession extends DebugSession {
   private textDecoder = new TextDecoder('utf-8');
   private mipsSample: { t: number; n: number } | null = null;
   private mips = 0;
-  private sliceTimer: NodeJS.Immediate | null = null;
+  private sliceTimer: NodeJS.Immediate | NodeJS.Timeout | null = null;
+  /** Stopped at a crash-filter stop: the domain is finished but stays inspectable until resumed. */
+  private crashStopped = false;
+  private sliceIsTimeout = false;
   private trace = false;
   private lineStep: {
     vcpu: number;
@@ -216,45 +234,57 @@ export class PvscopeSession extends DebugSession {
   }
 
   // -------------------------------------------------------------------------
-  // Dispatch: every request goes through one table; any exception becomes an
-  // error response, so malformed requests never take the adapter down.
+  // Dispatch: every request goes through one table (a Map: only its own
+  // entries are commands, never names inherited from Object.prototype such
+  // as `valueOf` or `constructor`), its arguments are checked against the
+  // request's schema (schema.ts), and any exception becomes an error
+  // response, so malformed requests never take the adapter down.
 
   protected override dispatchRequest(request: DebugProtocol.Request): void {
     const response: DebugProtocol.Response = new Response(request);
-    const handler = this.handlers[request.command];
-    if (this.trace)
-      this.sendEvent(
-        new OutputEvent(`-> ${request.command} ${JSON.stringify(request.arguments ?? {})}\n`, 'console'),
-      );
-    if (!handler) {
-      this.fail(response, `unknown request '${request.command}'`);
-      return;
-    }
-    let result: unknown;
+    const command = typeof request.command === 'string' ? request.command : String(request.command);
     try {
-      result = handler.call(this, (request.arguments ?? {}) as never, response);
+      if (this.trace)
+        this.sendEvent(
+          new OutputEvent(
+            `-> ${command} ${truncate(safeStringify(request.arguments ?? {}), 2000)}\n`,
+            'console',
+          ),
+        );
+      const handler = this.handlers.get(command);
+      if (!handler) {
+        this.fail(response, new RequestError(`unrecognized request '${truncate(command, 200)}'`));
+        return;
+      }
+      checkArguments(command, request.arguments);
+      const result = handler.call(this, (request.arguments ?? {}) as never, response);
+      Promise.resolve(result).then(
+        (body) => {
+          if (body === NO_RESPONSE) return;
+          if (body !== undefined) (response as DebugProtocol.Response).body = body;
+          this.sendResponse(response);
+        },
+        (e) => this.fail(response, e),
+      );
     } catch (e) {
       this.fail(response, e);
-      return;
     }
-    Promise.resolve(result).then(
-      (body) => {
-        if (body === NO_RESPONSE) return;
-        if (body !== undefined) (response as DebugProtocol.Response).body = body;
-        this.sendResponse(response);
-      },
-      (e) => this.fail(response, e),
-    );
   }
 
+  /**
+   * The one place an unexpected exception ends up: user-facing errors
+   * (RequestError, LaunchError, ExprError, and plain Errors with a message
+   * from the engine) keep their message; anything else (a TypeError, a
+   * RangeError, a thrown non-Error: a bug) is answered with `internal error in
+   * <command>: <name>: <message>` and logged with its stack to the Debug
+   * Console (category stderr). The session keeps serving.
+   */
   private fail(response: DebugProtocol.Response, e: unknown): void {
-    const msg = e instanceof Error ? e.message : String(e);
-    if (
-      !(e instanceof RequestError || e instanceof LaunchError || e instanceof ExprError) &&
-      e instanceof Error &&
-      this.trace
-    ) {
-      this.sendEvent(new OutputEvent(`internal error in ${response.command}: ${e.stack}\n`, 'stderr'));
+    let msg: string;
+    if (isUserError(e)) msg = (e as Error).message;
+    else {
+      msg = `internal error in ${truncate(String(response.command), 200)}: ${errorText(e)}`;
+      this.logInternal(msg, e);
     }
     response.success = false;
     response.message = msg;
@@ -264,50 +294,98 @@ export class PvscopeSession extends DebugSession {
     this.sendResponse(response);
   }
 
-  private readonly handlers: Record<string, (args: never, response: DebugProtocol.Response) => unknown> = {
-    initialize: this.initialize,
-    launch: this.launch,
-    attach: () => {
-      throw new RequestError('pvscope cannot attach: use a launch configuration');
-    },
-    configurationDone: this.configurationDone,
-    setBreakpoints: this.setBreakpoints,
-    setFunctionBreakpoints: this.setFunctionBreakpoints,
-    setInstructionBreakpoints: this.setInstructionBreakpoints,
-    setExceptionBreakpoints: this.setExceptionBreakpoints,
-    dataBreakpointInfo: this.dataBreakpointInfo,
-    setDataBreakpoints: this.setDataBreakpoints,
-    threads: this.threads,
-    stackTrace: this.stackTrace,
-    scopes: this.scopes,
-    variables: this.variables,
-    setVariable: this.setVariable,
-    evaluate: this.evaluate,
-    continue: this.continue,
-    next: (args: DebugProtocol.NextArguments) => this.stepCommon('next', args),
-    stepIn: (args: DebugProtocol.StepInArguments) => this.stepCommon('stepIn', args),
-    stepOut: this.stepOut,
-    pause: this.pause,
-    readMemory: this.readMemory,
-    writeMemory: this.writeMemory,
-    disassemble: this.disassemble,
-    exceptionInfo: this.exceptionInfo,
-    source: () => {
-      throw new RequestError('no source available');
-    },
-    loadedSources: () => ({ sources: [] }),
-    terminate: this.terminate,
-    restart: this.restart,
-    disconnect: this.disconnect,
-    'pvscope/descriptorTables': this.descriptorTables,
-    'pvscope/pageTable': this.pageTable,
-    'pvscope/walk': this.walk,
-    'pvscope/eventChannels': () => jsonSafe(this.need().evtchns()),
-    'pvscope/grants': () => ({ entries: jsonSafe(this.need().grants()) }),
-    'pvscope/xenstore': this.xenstore,
-    'pvscope/consoleInput': this.consoleInput,
-    'pvscope/status': this.status,
-  };
+  /** Logs an adapter or engine bug to the Debug Console (category stderr), with its stack. */
+  private logInternal(msg: string, e: unknown): void {
+    const stack = e instanceof Error && e.stack ? `\n${e.stack}` : '';
+    try {
+      this.sendEvent(new OutputEvent(`pvscope: ${msg}${stack}\n`, 'stderr'));
+    } catch {
+      /* the output channel is gone */
+    }
+  }
+
+  /**
+   * Runs deferred work (setImmediate callbacks: stops, steps, run slices)
+   * under the same guard as requests: an exception is logged and shown as an
+   * `exception` stop instead of escaping to the event loop.
+   */
+  private guarded(what: string, fn: () => void): () => void {
+    return () => {
+      try {
+        fn();
+      } catch (e) {
+        this.running = false;
+        const msg = `internal error in ${what}: ${errorText(e)}`;
+        this.logInternal(msg, e);
+        if (this.machine && !this.finishedReported) {
+          this.lastException = { filter: 'crash', description: msg, details: { error: msg } };
+          try {
+            this.reportStop('exception', this.currentVcpu, { description: msg, text: 'internal error' });
+          } catch {
+            /* nothing more to do */
+          }
+        }
+      }
+    };
+  }
+
+  /** Responses and events always serialise: bigints become "0x..." strings, cycles and depth are cut. */
+  override sendResponse(response: DebugProtocol.Response): void {
+    if (response.body !== undefined) response.body = wireSafe(response.body);
+    super.sendResponse(response);
+  }
+
+  override sendEvent(event: DebugProtocol.Event): void {
+    if (event.body !== undefined) event.body = wireSafe(event.body);
+    super.sendEvent(event);
+  }
+
+  private readonly handlers = new Map<string, (args: never, response: DebugProtocol.Response) => unknown>(
+    Object.entries({
+      initialize: this.initialize,
+      launch: this.launch,
+      attach: () => {
+        throw new RequestError('pvscope cannot attach: use a launch configuration');
+      },
+      configurationDone: this.configurationDone,
+      setBreakpoints: this.setBreakpoints,
+      setFunctionBreakpoints: this.setFunctionBreakpoints,
+      setInstructionBreakpoints: this.setInstructionBreakpoints,
+      setExceptionBreakpoints: this.setExceptionBreakpoints,
+      dataBreakpointInfo: this.dataBreakpointInfo,
+      setDataBreakpoints: this.setDataBreakpoints,
+      threads: this.threads,
+      stackTrace: this.stackTrace,
+      scopes: this.scopes,
+      variables: this.variables,
+      setVariable: this.setVariable,
+      evaluate: this.evaluate,
+      continue: this.continue,
+      next: (args: DebugProtocol.NextArguments) => this.stepCommon('next', args),
+      stepIn: (args: DebugProtocol.StepInArguments) => this.stepCommon('stepIn', args),
+      stepOut: this.stepOut,
+      pause: this.pause,
+      readMemory: this.readMemory,
+      writeMemory: this.writeMemory,
+      disassemble: this.disassemble,
+      exceptionInfo: this.exceptionInfo,
+      source: () => {
+        throw new RequestError('no source available');
+      },
+      loadedSources: () => ({ sources: [] }),
+      terminate: this.terminate,
+      restart: this.restart,
+      disconnect: this.disconnect,
+      'pvscope/descriptorTables': this.descriptorTables,
+      'pvscope/pageTable': this.pageTable,
+      'pvscope/walk': this.walk,
+      'pvscope/eventChannels': () => jsonSafe(this.need().evtchns()),
+      'pvscope/grants': () => ({ entries: jsonSafe(this.need().grants()) }),
+      'pvscope/xenstore': this.xenstore,
+      'pvscope/consoleInput': this.consoleInput,
+      'pvscope/status': this.status,
+    } as Record<string, (args: never, response: DebugProtocol.Response) => unknown>),
+  );
 
   private need(): Machine {
     if (!this.machine) throw new RequestError('no guest is running (launch first)');
@@ -423,6 +501,7 @@ export class PvscopeSession extends DebugSession {
     this.trace = plan.trace;
     this.currentVcpu = 0;
     this.finishedReported = false;
+    this.crashStopped = false;
     this.textDecoder = new TextDecoder('utf-8');
     machine.console.onOutput((data) => {
       if (this.machine !== machine) return;
@@ -451,9 +530,9 @@ export class PvscopeSession extends DebugSession {
     this.configured = true;
     const m = this.need();
     if (this.plan?.stopOnEntry !== false) {
-      setImmediate(() => this.reportStop('entry', 0, {}));
+      setImmediate(this.guarded('entry stop', () => this.reportStop('entry', 0, {})));
     } else {
-      setImmediate(() => this.startRun({ kind: 'continue' }));
+      setImmediate(this.guarded('run', () => this.startRun({ kind: 'continue' })));
     }
     void m;
     return undefined;
@@ -461,8 +540,7 @@ export class PvscopeSession extends DebugSession {
 
   private teardown(): void {
     this.running = false;
-    if (this.sliceTimer) clearImmediate(this.sliceTimer);
-    this.sliceTimer = null;
+    this.clearSliceTimer();
     const m = this.machine;
     this.machine = null;
     this.bpByMachineId.clear();
@@ -476,9 +554,17 @@ export class PvscopeSession extends DebugSession {
     }
   }
 
+  private clearSliceTimer(): void {
+    const t = this.sliceTimer;
+    this.sliceTimer = null;
+    if (t === null) return;
+    if (this.sliceIsTimeout) clearTimeout(t as NodeJS.Timeout);
+    else clearImmediate(t as NodeJS.Immediate);
+  }
+
   private terminate(): undefined {
     this.teardown();
-    setImmediate(() => this.sendEvent(new TerminatedEvent()));
+    setImmediate(this.guarded('terminate', () => this.sendEvent(new TerminatedEvent())));
     return undefined;
   }
 
@@ -489,8 +575,9 @@ export class PvscopeSession extends DebugSession {
     this.lastException = null;
     this.lastHypercall = null;
     this.startMachine(launchArgs);
-    if (this.plan?.stopOnEntry !== false) setImmediate(() => this.reportStop('entry', 0, {}));
-    else setImmediate(() => this.startRun({ kind: 'continue' }));
+    if (this.plan?.stopOnEntry !== false)
+      setImmediate(this.guarded('entry stop', () => this.reportStop('entry', 0, {})));
+    else setImmediate(this.guarded('run', () => this.startRun({ kind: 'continue' })));
     return undefined;
   }
 
@@ -507,7 +594,7 @@ export class PvscopeSession extends DebugSession {
   private startRun(goal: Goal): void {
     const m = this.machine;
     if (!m || m.finished) {
-      if (m) this.reportFinished();
+      if (m) this.finishFrom(m);
       return;
     }
     this.goal = goal;
@@ -523,11 +610,15 @@ export class PvscopeSession extends DebugSession {
     this.scheduleSlice();
   }
 
-  private scheduleSlice(): void {
-    this.sliceTimer = setImmediate(() => {
+  /** Schedules the next run slice: at once, or after `delayMs` when the guest is idle (no busy loop). */
+  private scheduleSlice(delayMs = 0): void {
+    const run = this.guarded('run', () => {
       this.sliceTimer = null;
       this.slice();
     });
+    this.clearSliceTimer();
+    this.sliceIsTimeout = delayMs > 0;
+    this.sliceTimer = delayMs > 0 ? setTimeout(run, delayMs) : setImmediate(run);
   }
 
   private slice(): void {
@@ -548,15 +639,22 @@ export class PvscopeSession extends DebugSession {
     }
     const dt = performance.now() - t0;
     const done = m.info.instructionsRetired - n0;
-    // Aim at ~15 ms per slice so pause and other requests are served promptly. Only slices that
-    // really executed their budget say how fast the guest runs (an idle guest returns early).
-    if (stop.kind === 'budget' && done >= this.budget / 2 && dt > 0.2) {
-      this.budget = Math.max(10_000, Math.min(2_000_000, Math.round((done * 15) / dt)));
+    // Aim at SLICE_TARGET_MS per slice so pause and other requests are served promptly (pause
+    // within 100 ms). A slice that took too long shrinks the budget whatever it retired (hypercall
+    // batches and idle steps cost host time without retiring instructions); only slices that really
+    // executed their budget say how fast the guest runs (an idle guest returns early).
+    if (dt > SLICE_MAX_MS) {
+      this.budget = Math.max(MIN_BUDGET, Math.floor((this.budget * SLICE_TARGET_MS) / dt));
+    } else if (stop.kind === 'budget' && done >= this.budget / 2 && dt > 0.2) {
+      this.budget = Math.max(
+        MIN_BUDGET,
+        Math.min(MAX_BUDGET, Math.round((done * SLICE_TARGET_MS) / dt), this.budget * 4),
+      );
     }
     this.sampleMips();
     if (stop.kind === 'budget') {
-      if (m.finished) this.reportFinished();
-      else this.scheduleSlice();
+      if (m.finished) this.finishFrom(m);
+      else this.scheduleSlice(done === 0 ? IDLE_POLL_MS : 0);
       return;
     }
     if (!this.handleStop(stop)) this.scheduleSlice();
@@ -627,14 +725,26 @@ export class PvscopeSession extends DebugSession {
         this.reportStop('step', stop.vcpu, {});
         return true;
       case 'shutdown':
-        this.sendEvent(
-          new OutputEvent(`guest ${stop.description || stop.reason} (code ${stop.code})\n`, 'console'),
-        );
-        this.reportFinished(stop.code);
+        this.reportShutdown(stop);
         return true;
       case 'filter': {
-        this.lastException = { filter: stop.filter, description: stop.description, details: stop.details };
-        this.reportStop('exception', stop.vcpu, { description: stop.description, text: stop.filter });
+        let description = stop.description;
+        if (stop.filter === 'crash') {
+          // Like the CLI: the reason and the guest PC. The domain is finished but stays inspectable
+          // until the user continues (then the session ends with exit code 1).
+          description += ` (guest PC ${formatMemRef('virtual', this.safePc(stop.vcpu))})`;
+          this.crashStopped = true;
+        }
+        this.lastException = { filter: stop.filter, description, details: stop.details };
+        this.reportStop('exception', stop.vcpu, { description, text: stop.filter });
+        return true;
+      }
+      case 'blocked': {
+        // Every vCPU sleeps and nothing inside the machine can wake one (engine/machine-api.ts):
+        // a stop the user sees, with the engine's reason; the session stays usable.
+        const description = `${stop.description} (guest PC ${formatMemRef('virtual', this.safePc(stop.vcpu))})`;
+        this.sendEvent(new OutputEvent(`pvscope: ${description}\n`, 'console'));
+        this.reportStop('pause', stop.vcpu, { description, text: 'blocked' });
         return true;
       }
       case 'data-breakpoint': {
@@ -747,7 +857,7 @@ export class PvscopeSession extends DebugSession {
       this.clearTempBreakpoints();
       this.goal = { kind: 'continue' };
       this.running = true;
-      setImmediate(() => this.instructionStep(ls.kind, ls.vcpu));
+      setImmediate(this.guarded('step', () => this.instructionStep(ls.kind, ls.vcpu)));
       return;
     }
     if (ls && reason === 'step' && this.pauseRequested) reason = 'pause';
@@ -758,8 +868,8 @@ export class PvscopeSession extends DebugSession {
     this.goal = { kind: 'continue' };
     this.currentVcpu = vcpu;
     this.varHandles.clear();
-    if (this.machine?.finished) {
-      this.reportFinished();
+    if (this.machine?.finished && !this.crashStopped) {
+      this.finishFrom(this.machine);
       return;
     }
     const ev = new StoppedEvent(reason, vcpu + 1, extra.text) as DebugProtocol.StoppedEvent;
@@ -771,8 +881,44 @@ export class PvscopeSession extends DebugSession {
     this.sendEvent(ev);
   }
 
+  /** PC of a vCPU, or 0 when the engine cannot say (never throws). */
+  private safePc(vcpu: number): bigint {
+    try {
+      return this.pc(vcpu);
+    } catch {
+      return 0n;
+    }
+  }
+
+  /** The domain is finished: report how it ended (its shutdown stop from the engine) and end the session. */
+  private finishFrom(m: Machine): void {
+    let stop: Stop | undefined;
+    try {
+      stop = m.run(1);
+    } catch {
+      stop = undefined;
+    }
+    if (stop?.kind === 'shutdown') this.reportShutdown(stop);
+    else this.reportFinished(this.crashStopped ? 1 : 0);
+  }
+
+  /**
+   * The domain shut down or crashed: the reason to the Debug Console, then
+   * `exited` and `terminated`. Exit code as the CLI's (cli/main.ts): 1 for a
+   * crash (SHUTDOWN_crash, an engine crash), otherwise the shutdown code.
+   */
+  private reportShutdown(stop: Stop & { kind: 'shutdown' }): void {
+    if (this.finishedReported) return;
+    const crashed = stop.reason === 'crash' || this.crashStopped;
+    let text = `guest ${stop.description || stop.reason} (code ${stop.code})`;
+    if (crashed) text += `; guest PC ${formatMemRef('virtual', this.safePc(this.currentVcpu))}`;
+    this.sendEvent(new OutputEvent(`${text}\n`, crashed ? 'stderr' : 'console'));
+    this.reportFinished(crashed ? 1 : stop.code);
+  }
+
   private reportFinished(code = 0): void {
     this.running = false;
+    this.crashStopped = false;
     if (this.finishedReported) return;
     this.finishedReported = true;
     this.sendEvent(new ExitedEvent(code));
@@ -793,16 +939,18 @@ export class PvscopeSession extends DebugSession {
     }
   }
 
-  private continue(): DebugProtocol.ContinueResponse['body'] {
+  private continue(args: DebugProtocol.ContinueArguments): DebugProtocol.ContinueResponse['body'] {
     this.need();
+    this.threadVcpu(args.threadId);
     if (!this.running) this.startRun({ kind: 'continue' });
     return { allThreadsContinued: true };
   }
 
-  private pause(): undefined {
+  private pause(args: DebugProtocol.PauseArguments): undefined {
     this.need();
+    this.threadVcpu(args.threadId);
     if (this.running) this.pauseRequested = true;
-    else setImmediate(() => this.reportStop('pause', this.currentVcpu, {}));
+    else setImmediate(this.guarded('pause', () => this.reportStop('pause', this.currentVcpu, {})));
     return undefined;
   }
 
@@ -850,7 +998,7 @@ export class PvscopeSession extends DebugSession {
       ? { vcpu, kind, file: loc.file, line: loc.line, sp: this.reg(vcpu, 'sp'), left: 1_000_000 }
       : null;
     if (this.lineStep) this.running = true;
-    setImmediate(() => this.instructionStep(kind, vcpu));
+    setImmediate(this.guarded('step', () => this.instructionStep(kind, vcpu)));
     return undefined;
   }
 
@@ -948,13 +1096,15 @@ export class PvscopeSession extends DebugSession {
     const frames = this.unwind(vcpu, 2);
     if (frames.length < 2) {
       // No caller known: behave like a single instruction step.
-      setImmediate(() => this.singleStep(vcpu, this.decodeAt(vcpu, this.pc(vcpu), 1)[0]));
+      setImmediate(
+        this.guarded('step', () => this.singleStep(vcpu, this.decodeAt(vcpu, this.pc(vcpu), 1)[0])),
+      );
       return undefined;
     }
     const sp = this.reg(vcpu, 'sp');
     const id = m.addBreakpoint(frames[1].pc);
     this.goal = { kind: 'until', vcpu, tempIds: [id], minSp: sp, strictSp: true, reason: 'step' };
-    setImmediate(() => this.runGoal());
+    setImmediate(this.guarded('step', () => this.runGoal()));
     return undefined;
   }
 
@@ -1159,10 +1309,8 @@ export class PvscopeSession extends DebugSession {
         const ref = parseMemRef(b?.instructionReference, 'instructionReference');
         if (ref.space !== 'virtual')
           throw new RequestError('instruction breakpoints take guest virtual addresses');
-        return BigInt.asUintN(
-          64,
-          ref.address + BigInt(typeof b.offset === 'number' && Number.isInteger(b.offset) ? b.offset : 0),
-        );
+        // The schema bounds the offset to a safe integer; the sum wraps modulo 2^64.
+        return BigInt.asUintN(64, ref.address + BigInt(b.offset ?? 0));
       },
       (_b, e) => e.message,
     );
@@ -1431,8 +1579,8 @@ export class PvscopeSession extends DebugSession {
     const start =
       typeof args.startFrame === 'number' && args.startFrame > 0 ? Math.floor(args.startFrame) : 0;
     const levels =
-      typeof args.levels === 'number' && args.levels > 0 ? Math.min(Math.floor(args.levels), 256) : 64;
-    const frames = this.unwind(vcpu, Math.min(start + levels, 256));
+      typeof args.levels === 'number' && args.levels > 0 ? Math.min(Math.floor(args.levels), MAX_FRAMES) : 64;
+    const frames = this.unwind(vcpu, Math.min(start + levels, MAX_FRAMES));
     const digits = this.bits() === 64 ? 16 : 8;
     const out: DebugProtocol.StackFrame[] = frames.slice(start).map((f, i) => {
       // Callers are named by the function holding the call (the return address may start another symbol).
@@ -1460,8 +1608,12 @@ export class PvscopeSession extends DebugSession {
     if (typeof frameId !== 'number' || !Number.isInteger(frameId) || frameId < 0)
       throw new RequestError(`unknown frameId ${JSON.stringify(frameId)}`);
     const vcpu = Math.floor(frameId / FRAME_STRIDE);
-    if (vcpu >= m.info.vcpus) throw new RequestError(`unknown frameId ${frameId}`);
-    return { vcpu, frame: frameId % FRAME_STRIDE };
+    const frame = frameId % FRAME_STRIDE;
+    if (vcpu >= m.info.vcpus || frame >= MAX_FRAMES) throw new RequestError(`unknown frameId ${frameId}`);
+    // Frame 0 always exists; callers only while the unwinder finds them (the stack may have changed).
+    if (frame > 0 && this.unwind(vcpu, frame + 1).length <= frame)
+      throw new RequestError(`unknown frameId ${frameId}`);
+    return { vcpu, frame };
   }
 
   private handle(node: VarNode): number {
@@ -1804,45 +1956,87 @@ export class PvscopeSession extends DebugSession {
     };
   }
 
-  private writeMemory(args: DebugProtocol.WriteMemoryArguments): DebugProtocol.WriteMemoryResponse['body'] {
+  /**
+   * DAP `writeMemory`, obeying the guest's own permissions (writePermission):
+   * a range the guest could not write itself is refused with the reason,
+   * nothing written (with `allowPartial`, the writable prefix is written and
+   * the message says why the rest was not). With the pvscope argument
+   * `force: true` the write goes through anyway, and the response's
+   * `message`, `body.overridden` and a Debug Console line say what was
+   * overridden.
+   */
+  private writeMemory(
+    args: DebugProtocol.WriteMemoryArguments & { force?: boolean },
+  ): DebugProtocol.WriteMemoryResponse['body'] & { overridden?: string[] } {
     const m = this.need();
     if (this.running) throw new RequestError('the guest is running; pause first');
-    const ref = parseMemRef(args?.memoryReference);
-    if (typeof args.data !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(args.data))
-      throw new RequestError("argument 'data' must be base64");
-    const offset = typeof args.offset === 'number' && Number.isInteger(args.offset) ? args.offset : 0;
+    const ref = parseMemRef(args.memoryReference);
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(args.data)) throw new RequestError("argument 'data' must be base64");
     const bytes = new Uint8Array(Buffer.from(args.data, 'base64'));
-    const addr = BigInt.asUintN(64, ref.address + BigInt(offset));
-    const n = m.writeMemory(ref.space, addr, bytes, this.currentVcpu);
-    if (n < bytes.length && !args.allowPartial)
+    const addr = BigInt.asUintN(64, ref.address + BigInt(args.offset ?? 0));
+    const vcpu = this.currentVcpu;
+    // Page by page: how far the guest itself could write, and why not further.
+    const overridden: string[] = [];
+    let allowed = 0;
+    let refusal: string | undefined;
+    while (allowed < bytes.length) {
+      const a = BigInt.asUintN(64, addr + BigInt(allowed));
+      const inPage = 4096 - Number(a & 0xfffn);
+      const why = writePermission(m, ref.space, a, vcpu, this.bits());
+      if (why !== null) {
+        if (!args.force) {
+          refusal = why;
+          break;
+        }
+        if (!overridden.includes(why)) overridden.push(why);
+      }
+      allowed += Math.min(inPage, bytes.length - allowed);
+    }
+    if (refusal !== undefined && !args.allowPartial)
+      throw new RequestError(`writeMemory refused: ${refusal} (nothing written; 'force: true' overrides)`);
+    const n = allowed === 0 ? 0 : m.writeMemory(ref.space, addr, bytes.subarray(0, allowed), vcpu);
+    if (n < allowed && !args.allowPartial)
       throw new RequestError(
         `only ${n} of ${bytes.length} byte(s) could be written at ${formatMemRef(ref.space, addr + BigInt(n))}`,
       );
     if (n > 0)
-      setImmediate(() =>
-        this.sendEvent(
-          new Event('memory', { memoryReference: formatMemRef(ref.space, addr), offset: 0, count: n }),
+      setImmediate(
+        this.guarded('memory event', () =>
+          this.sendEvent(
+            new Event('memory', { memoryReference: formatMemRef(ref.space, addr), offset: 0, count: n }),
+          ),
         ),
       );
-    return { offset: 0, bytesWritten: n };
+    const body: DebugProtocol.WriteMemoryResponse['body'] & { overridden?: string[] } = {
+      offset: 0,
+      bytesWritten: n,
+    };
+    if (overridden.length > 0) {
+      body.overridden = overridden;
+      const text = `forced write of ${n} byte(s) at ${formatMemRef(ref.space, addr)} overrode: ${overridden.join('; ')}`;
+      this.sendEvent(new OutputEvent(`pvscope: ${text}\n`, 'console'));
+    }
+    return body;
   }
 
+  /**
+   * DAP `disassemble`: `instructionCount` entries starting `instructionOffset`
+   * instructions from `memoryReference + offset`. Up to DISASM_REACH_BACK
+   * instructions before and DISASM_REACH_FORWARD after the reference are
+   * decoded exactly; entries further away (and unreadable bytes) are `??`
+   * entries with `presentationHint: 'invalid'` at byte-granular guessed
+   * addresses, so the cost is bounded by the count and the reach, whatever
+   * the offsets (arguments bounded by schema.ts).
+   */
   private disassemble(args: DebugProtocol.DisassembleArguments): DebugProtocol.DisassembleResponse['body'] {
     const m = this.need();
-    const ref = parseMemRef(args?.memoryReference);
+    const ref = parseMemRef(args.memoryReference);
     if (ref.space !== 'virtual') throw new RequestError('disassemble takes a guest virtual address');
-    const count = argInt(args as unknown as Record<string, unknown>, 'instructionCount', undefined, 0, 10000);
+    const count = Math.min(args.instructionCount, MAX_INSTRUCTION_COUNT);
     const vcpu = this.currentVcpu;
     const bitness = this.cpuBitness(vcpu);
-    const base = BigInt.asUintN(
-      64,
-      ref.address +
-        BigInt(typeof args.offset === 'number' && Number.isInteger(args.offset) ? args.offset : 0),
-    );
-    let insOffset =
-      typeof args.instructionOffset === 'number' && Number.isInteger(args.instructionOffset)
-        ? args.instructionOffset
-        : 0;
+    const base = BigInt.asUintN(64, ref.address + BigInt(args.offset ?? 0));
+    const first = args.instructionOffset ?? 0;
     const digits = bitness === 64 ? 16 : 8;
     const out: DebugProtocol.DisassembledInstruction[] = [];
     let lastSym: string | undefined;
@@ -1878,48 +2072,30 @@ export class PvscopeSession extends DebugSession {
       lastSym = symName;
       out.push(d);
     };
-    // Instructions before `base`: find a decode start that lands exactly on base.
-    let before: (DecodedInstruction | null)[] = [];
-    if (insOffset < 0) {
-      const want = -insOffset;
-      let best: DecodedInstruction[] = [];
-      for (
-        let back = want * 15 + 16;
-        back >= 0 && best.length < want;
-        back -= Math.max(1, Math.floor(back / 4))
-      ) {
-        const start = BigInt.asUintN(64, base - BigInt(back));
-        if (start > base) break;
-        const bytes = m.readMemory('virtual', start, back, vcpu);
-        if (bytes.length < back) continue;
-        const ins = decode(bytes, start, bitness, want * 15 + 16);
-        const end = ins.findIndex((x) => x.address + BigInt(x.length) === base);
-        if (end >= 0 && end + 1 > best.length) best = ins.slice(0, end + 1);
-        if (back === 0) break;
+    // Entries before the reference (index < 0).
+    const negative = first < 0 ? Math.min(count, -first) : 0;
+    if (negative > 0) {
+      // Window [first, first + negative) of indices; only the part within the reach is decoded.
+      const exactFrom = Math.max(first, -DISASM_REACH_BACK);
+      const windowEnd = first + negative;
+      const got = exactFrom < windowEnd ? this.decodeBackward(base, -exactFrom, bitness, vcpu) : [];
+      const lowest = got.length > 0 ? got[0].address : base;
+      for (let k = 0; k < negative; k++) {
+        const i = first + k;
+        const g = i >= -got.length ? got[got.length + i] : undefined;
+        if (g) push(g, g.address);
+        else push(null, BigInt.asUintN(64, lowest + BigInt(first) + BigInt(k + got.length)));
       }
-      const got = best.slice(-want);
-      before = [];
-      for (let k = got.length; k < want; k++) before.push(null);
-      before.push(...got);
-      insOffset = 0;
+    }
+    // Entries from the reference on (index >= 0).
+    let remaining = count - negative;
+    const skip = Math.max(0, first);
+    if (remaining > 0 && skip > DISASM_REACH_FORWARD) {
+      for (let k = 0; k < remaining; k++) push(null, BigInt.asUintN(64, base + BigInt(skip) + BigInt(k)));
+      remaining = 0;
     }
     let addr = base;
-    const nulls = before.filter((x) => x === null).length;
-    let fakeAddr = BigInt.asUintN(
-      64,
-      base - BigInt(before.length - nulls === 0 ? before.length : before.length),
-    );
-    for (const b of before.slice(0, count)) {
-      if (b) push(b, b.address);
-      else push(null, fakeAddr);
-      fakeAddr = BigInt.asUintN(64, fakeAddr + 1n);
-    }
-    let remaining = count - Math.min(before.length, count);
-    // Skip `insOffset` instructions forward.
-    if (insOffset > 0) {
-      const skip = this.decodeRun(addr, insOffset, bitness, vcpu);
-      addr = skip.next;
-    }
+    if (remaining > 0 && skip > 0) addr = this.decodeRun(addr, skip, bitness, vcpu).next;
     while (remaining > 0) {
       const chunk = Math.min(remaining, 256);
       const bytes = m.readMemory('virtual', addr, chunk * 15, vcpu);
@@ -1938,6 +2114,36 @@ export class PvscopeSession extends DebugSession {
       }
     }
     return { instructions: out };
+  }
+
+  /**
+   * Up to `want` (at most DISASM_REACH_BACK) instructions that end exactly at
+   * `base`, in address order: decodes from earlier start points until one
+   * lands on `base`. Fewer when memory before `base` is unreadable.
+   */
+  private decodeBackward(
+    base: bigint,
+    want: number,
+    bitness: 16 | 32 | 64,
+    vcpu: number,
+  ): DecodedInstruction[] {
+    const m = this.need();
+    const n = Math.min(want, DISASM_REACH_BACK);
+    let best: DecodedInstruction[] = [];
+    for (let back = n * 15 + 16; back >= 0 && best.length < n; back -= Math.max(1, Math.floor(back / 4))) {
+      const start = BigInt.asUintN(64, base - BigInt(back));
+      if (start > base) break;
+      const bytes = m.readMemory('virtual', start, back, vcpu);
+      if (bytes.length < back) {
+        if (back === 0) break;
+        continue;
+      }
+      const ins = decode(bytes, start, bitness, n * 15 + 16);
+      const end = ins.findIndex((x) => x.address + BigInt(x.length) === base);
+      if (end >= 0 && end + 1 > best.length) best = ins.slice(0, end + 1);
+      if (back === 0) break;
+    }
+    return best.slice(-n);
   }
 
   private decodeRun(addr: bigint, n: number, bitness: 16 | 32 | 64, vcpu: number): { next: bigint } {
@@ -2024,4 +2230,65 @@ const NO_RESPONSE = Symbol('no-response');
 
 function errnoText(v: bigint): string {
   return `-${errnoName(Number(-v))}`;
+}
+
+/** JavaScript's own error classes: thrown by a bug (a missing property, a bad size), never on purpose. */
+const BUG_ERRORS = [TypeError, RangeError, ReferenceError, SyntaxError, EvalError, URIError];
+
+/** True for an error whose message is meant for the user (ours, the engine's); false for a bug. */
+function isUserError(e: unknown): boolean {
+  if (e instanceof RequestError || e instanceof LaunchError || e instanceof ExprError) return true;
+  return e instanceof Error && !BUG_ERRORS.some((c) => e instanceof c);
+}
+
+function errorText(e: unknown): string {
+  if (e instanceof Error) return `${e.name}: ${e.message}`;
+  return `thrown ${typeof e}: ${truncate(safeStringify(e), 200)}`;
+}
+
+function truncate(s: string, n: number): string {
+  return s.length > n ? `${s.slice(0, n)}...` : s;
+}
+
+/** JSON text of anything (bigints as hex, cycles cut); never throws. */
+function safeStringify(v: unknown): string {
+  try {
+    return JSON.stringify(wireSafe(v)) ?? String(v);
+  } catch {
+    return '<unprintable>';
+  }
+}
+
+/**
+ * Why the guest itself could not write the page holding `a` in `space`, or
+ * null when it could: virtual addresses need RW at every level of the walk
+ * (PV runs with CR0.WP set, so Xen's read-only M2P and the guest's read-only
+ * mappings of its page tables are refused); machine frames must be the
+ * domain's (not Xen's) and not typed by Xen as page tables or descriptor
+ * pages (Xen validates every update to those: mmu_update, not a store).
+ */
+function writePermission(m: Machine, space: Space, a: bigint, vcpu: number, bits: 32 | 64): string | null {
+  const typed = (mfn: bigint, what: string): string | null => {
+    const node = m.pageTable(vcpu, mfn);
+    if (!node) return null;
+    if (node.pfn === null)
+      return `${what} is in machine frame 0x${mfn.toString(16)}, which is Xen's, not the guest's`;
+    if (/^l[1-4]$/.test(node.type) || node.type === 'seg_desc')
+      return `${what} is in a frame Xen has typed ${node.type === 'seg_desc' ? 'as a descriptor page' : `as an ${node.type.toUpperCase()} page table`} (update it with mmu_update)`;
+    return null;
+  };
+  const where = formatMemRef(space, a);
+  if (space === 'virtual') {
+    const w = m.walk(vcpu, a);
+    if (w.maddr === null) return null;
+    for (const st of w.steps) {
+      if (bits === 32 && st.level === 3) continue;
+      if (!st.flags.includes('RW'))
+        return `${where} is mapped read-only (L${st.level} entry ${st.index} has no RW bit)`;
+      if (st.flags.includes('PSE')) break;
+    }
+    return null;
+  }
+  if (space === 'machine') return typed(a >> 12n, where);
+  return null;
 }

@@ -488,7 +488,7 @@ describe('debug adapter on a test machine', function () {
       /'va' must be an address/,
     );
     await assert.rejects(dc.customRequest('pvscope/pageTable', { vcpu: 7 }), /'vcpu'/);
-    await assert.rejects(dc.customRequest('pvscope/nothing'), /unknown request 'pvscope\/nothing'/);
+    await assert.rejects(dc.customRequest('pvscope/nothing'), /unrecognized request 'pvscope\/nothing'/);
   });
 
   it('answers malformed requests with errors and keeps going', async () => {

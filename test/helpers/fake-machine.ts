@@ -153,6 +153,7 @@ class FakeMachine implements Machine {
   private greeted = false;
   private consoleIn = '';
   private destroyed = false;
+  private crashed: string | null = null;
 
   constructor(private readonly config: DomainConfig) {
     let entry = 0x1000n;
@@ -353,7 +354,10 @@ class FakeMachine implements Machine {
     return stop;
   }
 
+  /** Like engine/machine.ts: the domain is already finished (crashed) when the crash filter stops. */
   private crash(reason: string): Stop {
+    this.finished = true;
+    this.crashed = reason;
     if (this.filters.crash(reason))
       return {
         kind: 'filter',
@@ -362,8 +366,13 @@ class FakeMachine implements Machine {
         description: `domain crash: ${reason}`,
         details: { reason },
       };
-    this.finished = true;
-    return { kind: 'shutdown', reason: 'crash', code: 3, description: `domain crashed: ${reason}` };
+    return { kind: 'shutdown', reason: 'crash', code: 0, description: `domain crashed: ${reason}` };
+  }
+
+  private finishedStop(): Stop {
+    return this.crashed !== null
+      ? { kind: 'shutdown', reason: 'crash', code: 0, description: `domain crashed: ${this.crashed}` }
+      : { kind: 'shutdown', reason: 'poweroff', code: 0, description: 'already shut down' };
   }
 
   run(budget: number): Stop {
@@ -372,8 +381,7 @@ class FakeMachine implements Machine {
       this.greeted = true;
       this.emit('fake guest console\n');
     }
-    if (this.finished)
-      return { kind: 'shutdown', reason: 'poweroff', code: 0, description: 'already shut down' };
+    if (this.finished) return this.finishedStop();
     for (let i = 0; i < budget; i++) {
       if (this.pauseFlag) {
         this.pauseFlag = false;
@@ -404,8 +412,7 @@ class FakeMachine implements Machine {
 
   step(vcpu: number): Stop {
     void vcpu;
-    if (this.finished)
-      return { kind: 'shutdown', reason: 'poweroff', code: 0, description: 'already shut down' };
+    if (this.finished) return this.finishedStop();
     const rip = this.r('rip');
     const skip = this.skipRip === rip;
     this.skipRip = null;
@@ -623,6 +630,8 @@ class FakeMachine implements Machine {
     ];
   }
   xenstore(path?: string): XenstoreNode | null {
+    // An engine bug on demand, for the adapter's top-level guard test.
+    if (path === '/pvscope-test/engine-bug') throw new TypeError('fake engine bug');
     const root: XenstoreNode = {
       path: '/local/domain/1',
       value: '',
