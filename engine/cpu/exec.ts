@@ -13,16 +13,7 @@
  */
 import type { Cpu } from './cpu';
 import { isTerminator } from './block-rules';
-import {
-  ARITH_FLAGS,
-  LF_ADD,
-  LF_DEC,
-  LF_IMUL64,
-  LF_INC,
-  LF_LOGIC,
-  LF_SUB,
-  PARITY,
-} from './flags';
+import { ARITH_FLAGS, LF_ADD, LF_DEC, LF_IMUL64, LF_INC, LF_LOGIC, LF_SUB, PARITY } from './flags';
 import type { Insn } from './decoder';
 import { systemOps } from './system';
 import { DescOp } from './system-hooks';
