@@ -1,0 +1,415 @@
+/**
+ * Generator of x87 differential cases (test/unit/cpu-x87-diff.test.ts): each
+ * case body starts from a known FPU state (FNINIT, eight FLDZ, FNINIT, so
+ * every data register holds +0 and is empty), loads a control word and up to
+ * three 80-bit operands with FLDT (which raises nothing), runs ONE x87
+ * instruction given as bytes, then stores the whole FPU state with FNSAVE
+ * (32-bit layout, 108 bytes: FCW, FSW, FTW, pointers, ST0-ST7) into the
+ * scratch page. FNSAVE does not wait, so unmasked exceptions are compared as
+ * the pending state they leave (ES, B, unchanged destination); cases ending
+ * in FWAIT check the #MF delivery itself. The pointer fields (FIP, FCS, FOP,
+ * FDP, FDS) are cleared by the body after FNSAVE: the host's values depend
+ * on its vendor's deprecations (Intel CPUID.7.EBX[13] FCS/FDS deprecation,
+ * FOP only on unmasked exceptions) and its CS selector; the engine's pointer
+ * updates are checked by unit tests instead.
+ *
+ * Scratch layout (offsets from the scratch base, held in RBX/EBX): 0x000 FCW,
+ * 0x010/0x020/0x030 the 80-bit inputs x (ST0), y (ST1), z (ST2), 0x040 the
+ * memory operand (16 bytes), 0x100 memory destinations (16 bytes), 0x200 the
+ * FNSAVE image.
+ *
+ * Shapes: values are 10-byte little-endian arrays; cases carry memPatch
+ * entries for the native harness. Deterministic from the seed.
+ */
+import { SCRATCH_BASE } from './native-harness';
+
+export const OFF_CW = 0x000;
+export const OFF_X = 0x010;
+export const OFF_Y = 0x020;
+export const OFF_Z = 0x030;
+export const OFF_MEM = 0x040;
+export const OFF_DST = 0x100;
+export const OFF_SAVE = 0x200;
+
+export interface X87Case {
+  id: string;
+  /** Class (for grouping the tests). */
+  cls: string;
+  body: string;
+  memPatch: Array<[number, number]>;
+  /** Case ends with FWAIT and may raise #MF (SIGFPE natively). */
+  waits: boolean;
+  /** Description of the inputs (for failure messages). */
+  note: string;
+}
+
+class Rng {
+  constructor(private x: number) {
+    this.x = x >>> 0 || 1;
+  }
+  next(): number {
+    let x = this.x;
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    this.x = x;
+    return x;
+  }
+  int(n: number): number {
+    return this.next() % n;
+  }
+  pick<T>(a: readonly T[]): T {
+    return a[this.int(a.length)];
+  }
+}
+
+/** 80-bit value from sign, biased exponent, significand hi/lo (unsigned 32-bit). */
+export function f80(s: number, e: number, hi: number, lo: number): number[] {
+  const b: number[] = [];
+  for (let i = 0; i < 4; i++) b.push((lo >>> (i * 8)) & 0xff);
+  for (let i = 0; i < 4; i++) b.push((hi >>> (i * 8)) & 0xff);
+  const se = (s << 15) | e;
+  b.push(se & 0xff, se >>> 8);
+  return b;
+}
+
+/** Text of an 80-bit value (sign exponent:significand in hex). */
+export function f80Text(b: ArrayLike<number>, o = 0): string {
+  const h = (i: number) => b[o + i].toString(16).padStart(2, '0');
+  let sig = '';
+  for (let i = 7; i >= 0; i--) sig += h(i);
+  return `${h(9)}${h(8)}:${sig}`;
+}
+
+const SPECIAL: number[][] = [
+  f80(0, 0, 0, 0),
+  f80(1, 0, 0, 0),
+  f80(0, 0x3fff, 0x80000000, 0),
+  f80(1, 0x3fff, 0x80000000, 0),
+  f80(0, 0x3fff, 0xc0000000, 0),
+  f80(0, 0x4000, 0xc90fdaa2, 0x2168c235),
+  f80(0, 0x7fff, 0x80000000, 0), // +inf
+  f80(1, 0x7fff, 0x80000000, 0), // -inf
+  f80(0, 0x7fff, 0xc0000000, 0x1234), // QNaN
+  f80(1, 0x7fff, 0xa0000000, 0x5678), // SNaN
+  f80(1, 0x7fff, 0xc0000000, 0), // indefinite
+  f80(0, 0, 0x00000000, 0x1), // smallest denormal
+  f80(0, 0, 0x40000000, 0), // denormal
+  f80(0, 0, 0x80000000, 0x5), // pseudo-denormal
+  f80(0, 0x1234, 0x40000000, 0), // unnormal
+  f80(0, 0x7fff, 0x40000000, 0), // pseudo-NaN
+  f80(0, 0x7ffe, 0xffffffff, 0xffffffff), // max
+  f80(1, 0x0001, 0x80000000, 0), // -min normal
+  f80(0, 0x3fff, 0x80000000, 1), // 1 + ulp
+  f80(0, 0x3ffe, 0xffffffff, 0xffffffff), // 1 - ulp/2
+  f80(0, 0x403e, 0xffffffff, 0xfffff800), // near 2^64
+  f80(0, 0x401d, 0xb2d05e00, 0), // 3e8 (integer)
+  f80(1, 0x3ffe, 0x80000000, 0), // -0.5
+  f80(0, 0x4000, 0xa0000000, 0), // 2.5
+];
+
+function randomNormal(r: Rng, expLo: number, expHi: number): number[] {
+  return f80(r.int(2), expLo + r.int(expHi - expLo + 1), (r.next() | 0x80000000) >>> 0, r.next());
+}
+
+/** A value with a low-bit pattern that makes 24/53-bit rounding interesting (ties, near-ties). */
+function roundingValue(r: Rng): number[] {
+  const kinds = [0x80, 0x7f, 0x81, 0x400, 0x3ff, 0x401, 0x80000000, 0x7fffffff];
+  const hi = (r.next() | 0x80000000) >>> 0;
+  const k = r.pick(kinds);
+  const lo = r.int(2) ? k : (r.next() & ~0xfff) | (k & 0xfff);
+  return f80(r.int(2), 0x3fff + r.int(40) - 20, r.int(2) ? (hi & ~0xff) | (k & 0xff) : hi, lo >>> 0);
+}
+
+function value(r: Rng): number[] {
+  const k = r.int(10);
+  if (k < 3) return r.pick(SPECIAL);
+  if (k < 6) return randomNormal(r, 0x3ff0, 0x400f);
+  if (k < 8) return roundingValue(r);
+  if (k < 9) return randomNormal(r, 1, 0x7ffe);
+  // tiny / huge
+  return r.int(2) ? randomNormal(r, 1, 80) : randomNormal(r, 0x7fa0, 0x7ffe);
+}
+
+/** Memory operand bytes: m32/m64 floats (specials and random), integers. */
+function memValue(r: Rng, kind: 'm32' | 'm64' | 'm16i' | 'm32i' | 'm64i' | 'm80' | 'bcd'): number[] {
+  const rnd = (n: number) => Array.from({ length: n }, () => r.int(256));
+  switch (kind) {
+    case 'm32': {
+      const specials = [
+        0, 0x80000000, 0x3f800000, 0x7f800000, 0xff800000, 0x7fc00001, 0x7f800001, 1, 0x807fffff,
+      ];
+      const v = r.int(3) ? (r.int(2) ? 0x3f000000 : 0) + (r.next() & 0x0fffffff) : r.pick(specials);
+      return [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, v >>> 24];
+    }
+    case 'm64': {
+      if (r.int(3)) {
+        const b = rnd(8);
+        b[7] = (b[7] & 0x80) | (r.int(2) ? 0x3f : b[7] & 0x7f);
+        return b;
+      }
+      return r.pick([
+        [0, 0, 0, 0, 0, 0, 0xf0, 0x7f],
+        [0, 0, 0, 0, 0, 0, 0xf8, 0x7f],
+        [1, 0, 0, 0, 0, 0, 0xf0, 0x7f],
+        [1, 0, 0, 0, 0, 0, 0, 0],
+        [0, 0, 0, 0, 0, 0, 0, 0x80],
+        [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x00],
+      ]);
+    }
+    case 'm16i':
+      return r.int(4)
+        ? rnd(2)
+        : r.pick([
+            [0, 0x80],
+            [0xff, 0x7f],
+            [0, 0],
+            [0xff, 0xff],
+          ]);
+    case 'm32i':
+      return r.int(4)
+        ? rnd(4)
+        : r.pick([
+            [0, 0, 0, 0x80],
+            [0xff, 0xff, 0xff, 0x7f],
+            [0, 0, 0, 0],
+          ]);
+    case 'm64i':
+      return r.int(4)
+        ? rnd(8)
+        : r.pick([
+            [0, 0, 0, 0, 0, 0, 0, 0x80],
+            [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],
+          ]);
+    case 'm80':
+      return value(r);
+    default: {
+      const b: number[] = [];
+      for (let i = 0; i < 9; i++) b.push(r.int(10) | (r.int(10) << 4));
+      b.push(r.int(2) ? 0x80 : 0);
+      return b;
+    }
+  }
+}
+
+/** One instruction template: bytes (with {m} for the memory ModRM [rbx+0x40] or [rbx+0x100]), operands used. */
+interface Op {
+  cls: string;
+  name: string;
+  bytes: number[];
+  /** Stack inputs loaded (0-3). */
+  nstack: number;
+  mem?: 'm32' | 'm64' | 'm16i' | 'm32i' | 'm64i' | 'm80' | 'bcd';
+  /** Memory operand is a destination (at OFF_DST). */
+  store?: boolean;
+}
+
+// ModRM for [rbx + disp8]: mod 01, rm 011.
+const mrm = (reg: number) => 0x43 | (reg << 3);
+
+function ops(): Op[] {
+  const out: Op[] = [];
+  const arithNames = ['fadd', 'fmul', 'fcom', 'fcomp', 'fsub', 'fsubr', 'fdiv', 'fdivr'];
+  // D8 / DC / DA / DE memory forms.
+  const memKinds: Array<[number, Op['mem'], string]> = [
+    [0xd8, 'm32', 'm32'],
+    [0xdc, 'm64', 'm64'],
+    [0xda, 'm32i', 'm32int'],
+    [0xde, 'm16i', 'm16int'],
+  ];
+  for (const [opb, kind, kn] of memKinds) {
+    for (let reg = 0; reg < 8; reg++) {
+      out.push({
+        cls: reg === 2 || reg === 3 ? 'compare' : 'arith',
+        name: `${arithNames[reg]} ${kn}`,
+        bytes: [opb, mrm(reg), OFF_MEM],
+        nstack: 1,
+        mem: kind,
+      });
+    }
+  }
+  // Register forms.
+  for (let reg = 0; reg < 8; reg++) {
+    for (const i of [0, 1, 2]) {
+      out.push({
+        cls: reg === 2 || reg === 3 ? 'compare' : 'arith',
+        name: `d8 ${arithNames[reg]} st,st(${i})`,
+        bytes: [0xd8, 0xc0 | (reg << 3) | i],
+        nstack: 3,
+      });
+      if (reg !== 2 && reg !== 3) {
+        out.push({
+          cls: 'arith',
+          name: `dc /${reg} st(${i}),st`,
+          bytes: [0xdc, 0xc0 | (reg << 3) | i],
+          nstack: 3,
+        });
+        out.push({
+          cls: 'arith',
+          name: `de /${reg}p st(${i}),st`,
+          bytes: [0xde, 0xc0 | (reg << 3) | i],
+          nstack: 3,
+        });
+      }
+    }
+  }
+  // Compares.
+  for (const [b, n] of [
+    [[0xdd, 0xe1], 'fucom st(1)'],
+    [[0xdd, 0xe9], 'fucomp st(1)'],
+    [[0xda, 0xe9], 'fucompp'],
+    [[0xde, 0xd9], 'fcompp'],
+    [[0xdb, 0xe9], 'fucomi st(1)'],
+    [[0xdb, 0xf1], 'fcomi st(1)'],
+    [[0xdf, 0xe9], 'fucomip st(1)'],
+    [[0xdf, 0xf1], 'fcomip st(1)'],
+    [[0xd9, 0xe4], 'ftst'],
+    [[0xd9, 0xe5], 'fxam'],
+    [[0xdd, 0xe3], 'fucom st(3) (empty)'],
+  ] as Array<[number[], string]>) {
+    out.push({ cls: 'compare', name: n, bytes: b, nstack: 2 });
+  }
+  // Loads and stores.
+  out.push({ cls: 'load', name: 'fld m32', bytes: [0xd9, mrm(0), OFF_MEM], nstack: 1, mem: 'm32' });
+  out.push({ cls: 'load', name: 'fld m64', bytes: [0xdd, mrm(0), OFF_MEM], nstack: 1, mem: 'm64' });
+  out.push({ cls: 'load', name: 'fld m80', bytes: [0xdb, mrm(5), OFF_MEM], nstack: 1, mem: 'm80' });
+  out.push({ cls: 'load', name: 'fild m16', bytes: [0xdf, mrm(0), OFF_MEM], nstack: 1, mem: 'm16i' });
+  out.push({ cls: 'load', name: 'fild m32', bytes: [0xdb, mrm(0), OFF_MEM], nstack: 1, mem: 'm32i' });
+  out.push({ cls: 'load', name: 'fild m64', bytes: [0xdf, mrm(5), OFF_MEM], nstack: 1, mem: 'm64i' });
+  out.push({ cls: 'load', name: 'fbld', bytes: [0xdf, mrm(4), OFF_MEM], nstack: 1, mem: 'bcd' });
+  out.push({ cls: 'load', name: 'fld st(1)', bytes: [0xd9, 0xc1], nstack: 2 });
+  out.push({ cls: 'load', name: 'fld st(5) (empty)', bytes: [0xd9, 0xc5], nstack: 2 });
+  out.push({
+    cls: 'load',
+    name: 'fld m80 full stack',
+    bytes: [0xdb, mrm(5), OFF_MEM],
+    nstack: 8,
+    mem: 'm80',
+  });
+  const stores: Array<[number[], string]> = [
+    [[0xd9, mrm(2)], 'fst m32'],
+    [[0xd9, mrm(3)], 'fstp m32'],
+    [[0xdd, mrm(2)], 'fst m64'],
+    [[0xdd, mrm(3)], 'fstp m64'],
+    [[0xdb, mrm(7)], 'fstp m80'],
+    [[0xdf, mrm(2)], 'fist m16'],
+    [[0xdf, mrm(3)], 'fistp m16'],
+    [[0xdb, mrm(2)], 'fist m32'],
+    [[0xdb, mrm(3)], 'fistp m32'],
+    [[0xdf, mrm(7)], 'fistp m64'],
+    [[0xdf, mrm(1)], 'fisttp m16'],
+    [[0xdb, mrm(1)], 'fisttp m32'],
+    [[0xdd, mrm(1)], 'fisttp m64'],
+    [[0xdf, mrm(6)], 'fbstp'],
+  ];
+  for (const [b, n] of stores)
+    out.push({ cls: 'store', name: n, bytes: [...b, OFF_DST], nstack: 1, store: true });
+  for (const [b, n] of [
+    [[0xdd, 0xd1], 'fst st(1)'],
+    [[0xdd, 0xd9], 'fstp st(1)'],
+    [[0xd9, 0xc9], 'fxch st(1)'],
+    [[0xd9, 0xcb], 'fxch st(3) (empty)'],
+    [[0xdd, 0xc1], 'ffree st(1)'],
+    [[0xd9, 0xf6], 'fdecstp'],
+    [[0xd9, 0xf7], 'fincstp'],
+    [[0xd9, 0xd0], 'fnop'],
+    [[0xdf, 0xc1], 'ffreep st(1)'],
+  ] as Array<[number[], string]>) {
+    out.push({ cls: 'stack', name: n, bytes: b, nstack: 2 });
+  }
+  for (let c = 0; c < 8; c++) {
+    for (const b of [0xda, 0xdb]) {
+      out.push({
+        cls: 'fcmov',
+        name: `fcmov ${b.toString(16)} /${c & 3}`,
+        bytes: [b, 0xc0 | ((c & 3) << 3) | 1],
+        nstack: 2,
+      });
+    }
+  }
+  for (const [b, n] of [
+    [0xe0, 'fchs'],
+    [0xe1, 'fabs'],
+    [0xfa, 'fsqrt'],
+    [0xfc, 'frndint'],
+    [0xf4, 'fxtract'],
+    [0xfd, 'fscale'],
+    [0xf8, 'fprem'],
+    [0xf5, 'fprem1'],
+  ] as Array<[number, string]>) {
+    out.push({ cls: 'misc', name: n, bytes: [0xd9, b], nstack: 2 });
+  }
+  for (const [b, n] of [
+    [0xe8, 'fld1'],
+    [0xe9, 'fldl2t'],
+    [0xea, 'fldl2e'],
+    [0xeb, 'fldpi'],
+    [0xec, 'fldlg2'],
+    [0xed, 'fldln2'],
+    [0xee, 'fldz'],
+  ] as Array<[number, string]>) {
+    out.push({ cls: 'const', name: n, bytes: [0xd9, b], nstack: 1 });
+  }
+  return out;
+}
+
+const CWS_PC = [0x000, 0x200, 0x300];
+const CWS_RC = [0x000, 0x400, 0x800, 0xc00];
+
+/** Generates `count` cases from `seed`, for 64- or 32-bit code (the bodies are the same bytes). */
+export function generateX87Cases(count: number, seed: number, bitness: 32 | 64): X87Case[] {
+  const r = new Rng(seed * 7919 + 13);
+  const all = ops();
+  const base = bitness === 64 ? '%rbx' : '%ebx';
+  const cases: X87Case[] = [];
+  for (let n = 0; n < count; n++) {
+    const op = all[n % all.length];
+    // Control word: precision x rounding, masks mostly all-masked, sometimes all or some unmasked.
+    const mk = r.int(8);
+    const masks = mk < 5 ? 0x3f : mk < 6 ? 0x00 : mk < 7 ? 0x20 : r.int(64);
+    const cw = 0x40 | masks | r.pick(CWS_PC) | r.pick(CWS_RC);
+    const patch: Array<[number, number]> = [
+      [OFF_CW, cw & 0xff],
+      [OFF_CW + 1, cw >> 8],
+    ];
+    const x = value(r),
+      y = value(r),
+      z = value(r);
+    // Related operands make subtraction/compare/prem interesting.
+    if (r.int(4) === 0) {
+      y.splice(0, 10, ...x);
+      y[r.int(3)] ^= 1 << r.int(8);
+      if (r.int(2)) y[8] = (y[8] + r.int(130) - 65) & 0xff;
+    }
+    [x, y, z].forEach((v, k) => v.forEach((b, i) => patch.push([OFF_X + 0x10 * k + i, b])));
+    let note = `cw=${cw.toString(16)} x=${f80Text(x)} y=${f80Text(y)} z=${f80Text(z)}`;
+    if (op.mem) {
+      const m = memValue(r, op.mem);
+      m.forEach((b, i) => patch.push([OFF_MEM + i, b]));
+      note += ` mem=${m.map((b) => b.toString(16).padStart(2, '0')).join('')}`;
+    }
+    const lines = ['\tfninit', ...Array(8).fill('\tfldz'), '\tfninit', `\tfldcw ${OFF_CW}(${base})`];
+    const loads = [OFF_Z, OFF_Y, OFF_X];
+    if (op.nstack >= 8) for (let k = 0; k < 7; k++) lines.push(`\tfldt ${OFF_Y}(${base})`);
+    else for (const o of loads.slice(3 - op.nstack)) lines.push(`\tfldt ${o}(${base})`);
+    lines.push(`\t.byte ${op.bytes.map((b) => '0x' + b.toString(16)).join(', ')}`);
+    const waits = r.int(16) === 0 && masks !== 0x3f;
+    if (waits) lines.push('\tfwait');
+    lines.push(`\tfnsave ${OFF_SAVE}(${base})`);
+    for (const o of [12, 16, 20, 24]) lines.push(`\tmovl $0, ${OFF_SAVE + o}(${base})`);
+    cases.push({
+      id: `${op.name}#${n}`,
+      cls: op.cls,
+      body: lines.join('\n'),
+      memPatch: patch,
+      waits,
+      note,
+    });
+  }
+  return cases;
+}
+
+/** Scratch base as the case bodies expect it in RBX/EBX. */
+export const X87_BASE = SCRATCH_BASE;
