@@ -96,7 +96,7 @@ export const IDLE_COST = 400;
  * Weight of the budget units Cpu.run spends without retiring instructions
  * (a REP string chunk of 4096 iterations counts 256 there but costs ~12x as
  * much host time as 256 instructions): charged when a slice runs out of
- * budget, the only time the machine sees them (slice - retired).
+ * budget (slice - retired), and from Cpu.runStall when the slice ended in an exit.
  */
 export const STALL_WEIGHT = 12;
 
@@ -425,7 +425,10 @@ class PvMachine implements Machine {
       // A slice that ran out of budget spent all of it (Cpu.run also charges REP string chunks that
       // retire nothing and exception deliveries); one that ended in an exit spent what retired.
       remaining -=
-        Math.max(1, this.sliceBudgetSpent ? used + (slice - used) * STALL_WEIGHT : used) + this.extraWork;
+        Math.max(
+          1,
+          this.sliceBudgetSpent ? used + (slice - used) * STALL_WEIGHT : used + v.cpu.runStall * STALL_WEIGHT,
+        ) + this.extraWork;
       this.kickBackends();
       if (s) return s;
     }

@@ -121,6 +121,11 @@ export interface CpuidPolicy {
 }
 
 export interface CpuApi {
+  /**
+   * Budget units the last run() charged beyond instructions retired (REP string iterations, REP
+   * chunks that yielded, exception deliveries): the machine weighs them to bound a slice's host time.
+   */
+  readonly runStall: number;
   readonly state: CpuState;
   readonly mem: MachineMemory;
 

@@ -160,6 +160,18 @@ export class Cpu implements CpuInternals {
   private stopReq = false;
   /** Instruction index in the block at which the current block faulted. */
   faultIc = 0;
+  /**
+   * REP string iterations done since the run loop last looked (exec.ts adds them; `run` charges
+   * one budget unit per 4 iterations so that a guest looping on long REP instructions cannot keep
+   * one run() call busy: host time per budget unit stays bounded).
+   */
+  repWork = 0;
+  /**
+   * Budget units the last `run` call charged beyond instructions retired (REP iterations at one unit
+   * per 4, REP chunks that yielded, exception deliveries). The machine weighs them (engine/machine.ts
+   * STALL_WEIGHT) to bound the host time of a slice that ended in an exit.
+   */
+  runStall = 0;
   /** Pending exception / exit raised by fault()/privileged()/intercepts. */
   private pendVector = 0;
   private pendError = -1;
@@ -1509,8 +1521,9 @@ export class Cpu implements CpuInternals {
     }
     // Budget end as an absolute instruction count (blocks may add to instructionsRetired themselves).
     const end = s.instructionsRetired + budget;
-    // Budget charged for REP string chunks that yielded without retiring (keeps run() bounded).
-    let stallCost = 0;
+    // Budget charged for REP string iterations and chunks that yielded without retiring, and for
+    // exception deliveries (keeps run() bounded).
+    this.runStall = 0;
     let first = true;
     if (s.halted) return 6;
     // Drivers may have changed CR0/CR3/CR4/EFER/CS/CPL between runs: re-derive (cheap when nothing changed).
@@ -1521,7 +1534,7 @@ export class Cpu implements CpuInternals {
       this.faultIc = -1;
       try {
         for (;;) {
-          const remaining = end - s.instructionsRetired - stallCost;
+          const remaining = end - s.instructionsRetired - this.runStall;
           if (remaining <= 0) return this.singleStep ? 11 : 0;
           // Successor cache: valid while no TLB flush / invalidation / mode change happened.
           const ep = this.epoch;
@@ -1584,7 +1597,7 @@ export class Cpu implements CpuInternals {
             // The block caught a fault (cpu.faultIc says where).
             prev = null;
             first = false;
-            stallCost += 16; // exception deliveries count against the budget (a handler that faults at once must not hang run())
+            this.runStall += 16; // exception deliveries count against the budget (a handler that faults at once must not hang run())
             const r = this.handleFault(blk);
             if (r >= 0) return r;
             // A step that ended in exception delivery stops at the handler's first instruction.
@@ -1598,7 +1611,11 @@ export class Cpu implements CpuInternals {
           }
           s.instructionsRetired += n;
           first = false;
-          if (n === 0) stallCost += 256;
+          if (n === 0) this.runStall += 256;
+          if (this.repWork !== 0) {
+            this.runStall += this.repWork >>> 2;
+            this.repWork = 0;
+          }
           if (blk.sys || blk.single) {
             this.stateChanged();
             prev = null;
@@ -1634,7 +1651,7 @@ export class Cpu implements CpuInternals {
         }
         const r = this.handleFault(blk);
         first = false;
-        stallCost += 16;
+        this.runStall += 16;
         if (r >= 0) return r;
         if (this.singleStep) return 11;
         if (this.stopReq) {

@@ -1696,6 +1696,7 @@ function stringLoop(
       // Yield; the instruction resumes where it stopped.
       st.ripLo = d.ripLo;
       st.ripHi = d.ripHi;
+      cpu.repWork += iter;
       return 0;
     }
     switch (op) {
@@ -1775,6 +1776,7 @@ function stringLoop(
       if (d.rep === 0xf2 && zf) break;
     }
   }
+  if (rep) cpu.repWork += iter;
   return 1;
 }
 

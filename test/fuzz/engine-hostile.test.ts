@@ -209,6 +209,18 @@ describe('engine: long hypercalls are preempted with continuations (issue 8)', f
     });
   }
 
+  const REP_LOOPS: Record<string, string> = {
+    'a loop of 4000-byte rep stosb': `_start:\n  lea scratch(%rip), %rdi\n  mov $4000, %ecx\n  rep stosb\n  jmp _start\n`,
+    'a loop of 65536-byte rep movsb and xen_version': `_start:\n  lea scratch(%rip), %rsi\n  mov %rsi, %rdi\n  mov $65536, %ecx\n  rep movsb\n  xor %edi, %edi\n  xor %esi, %esi\n  HYPERCALL 17\n  jmp _start\n`,
+  };
+  for (const [name, asm] of Object.entries(REP_LOOPS)) {
+    it(`${name}: REP iterations are charged to the budget; every run(1M) returns within the bound`, () => {
+      const r = probe(kernelFile(name.replace(/\W/g, '_'), 64, asm), { maxRuns: 30, pauseAtRun: 20 });
+      assert.ok(r.maxSliceMs < RUN_BOUND_MS, `slowest run() ${r.maxSliceMs} ms`);
+      assert.equal(r.pauseStop, 'pause');
+    });
+  }
+
   it('multicall of 1000 xen_version entries: every result written, RDI/RSI hold the last continuation', () => {
     const m = createMachine({
       name: 't',

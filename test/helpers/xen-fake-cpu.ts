@@ -14,6 +14,7 @@ export class FakeCpu implements CpuApi {
   cpuid: CpuidPolicy = { leaf: () => ({ eax: 0, ebx: 0, ecx: 0, edx: 0 }) };
   tscPerInstruction = 1;
   tscOffset = 0;
+  runStall = 0;
   interceptExceptions = 0;
   readonly interceptSoftInt = new Uint8Array(256);
   interceptSyscall = false;
