@@ -29,6 +29,11 @@ export class MockCpu {
   readonly mem: MachineMemory;
   rflags = 2;
   tmpHi = 0;
+  /** Guest debug-register hits (DR6 B0-B3 bits) pending a #DB trap; no I/O breakpoints in the mock. */
+  drHit = 0;
+  matchIoBreakpoints(_port: number, _size: number): number {
+    return 0;
+  }
   interceptPrivileged = false;
   interceptExceptions = 0;
   tscPerInstruction = 1;
