@@ -33,6 +33,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildXenGuest } from './xen-guest';
+import { Rng } from './x86-gen';
 
 export type FuzzKind = 'hypercalls' | 'mmu' | 'instructions' | 'rings';
 
@@ -72,38 +73,6 @@ export interface FuzzResult {
   failureCount: number;
   /** Set when the child itself failed (no result line). */
   error?: string;
-}
-
-/** mulberry32: a small deterministic PRNG (test side only; the engine never uses randomness). */
-export class Rng {
-  private s: number;
-  constructor(seed: number) {
-    this.s = seed >>> 0 || 0x9e3779b9;
-  }
-  u32(): number {
-    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  }
-  /** Integer in [0, n). */
-  int(n: number): number {
-    return Math.floor((this.u32() / 2 ** 32) * n);
-  }
-  u64(): bigint {
-    return (BigInt(this.u32()) << 32n) | BigInt(this.u32());
-  }
-  pick<T>(xs: readonly T[]): T {
-    return xs[this.int(xs.length)];
-  }
-  chance(p: number): boolean {
-    return this.u32() / 2 ** 32 < p;
-  }
-  bytes(n: number): Uint8Array {
-    const b = new Uint8Array(n);
-    for (let i = 0; i < n; i++) b[i] = this.u32() & 0xff;
-    return b;
-  }
 }
 
 const TABLE_BYTES = 65536;
@@ -260,7 +229,7 @@ function randArg(r: Rng, L: Layout): bigint {
     case 5:
     case 6:
     case 7:
-      return (L.scratch + BigInt(r.int(65536) & ~(r.chance(0.8) ? 7 : 0))) & m;
+      return (L.scratch + BigInt(r.int(65536) & ~(r.bool(0.8) ? 7 : 0))) & m;
     case 8:
       return L.scratch + 65536n - BigInt(r.int(16)); // crosses into the stack / end of scratch
     case 9:
@@ -295,7 +264,7 @@ function randArg(r: Rng, L: Layout): bigint {
 
 /** A hypercall number: mostly the ones Xen defines, sometimes past them. */
 function randHypercall(r: Rng): number {
-  if (r.chance(0.85)) {
+  if (r.bool(0.85)) {
     // Skip a few that only end the case at once most of the time: still there, less often.
     return r.int(41);
   }
@@ -333,13 +302,13 @@ function encodeTable(L: Layout, calls: bigint[][]): Uint8Array {
 
 /** A PTE-shaped 64-bit word: a frame the guest owns, a page table, a foreign or absurd frame, random flags. */
 function pteShaped(r: Rng, L: Layout): bigint {
-  const mfn = r.chance(0.5)
+  const mfn = r.bool(0.5)
     ? r.pick(L.mfns)
-    : r.chance(0.5)
+    : r.bool(0.5)
       ? r.pick(L.ptMfns)
       : r.pick([0, 1, 0xfffff, r.int(0x100000), L.storeMfn, L.consoleMfn, Number(L.sharedInfoMaddr >> 12n)]);
   const flags = BigInt(r.pick([0x1, 0x3, 0x7, 0x27, 0x67, 0x63, 0x183, 0x80, r.int(0x1000)]));
-  const nx = r.chance(0.2) ? 1n << 63n : 0n;
+  const nx = r.bool(0.2) ? 1n << 63n : 0n;
   return nx | (BigInt(mfn) << 12n) | flags;
 }
 
@@ -350,13 +319,13 @@ function mmuScratch(r: Rng, L: Layout): Uint8Array {
     const kind = r.int(4);
     if (kind === 0) {
       // mmu_update request: ptr = machine address of a PTE | cmd (0 normal, 1 machphys, 2 preserve AD, 3+ bad).
-      const table = r.chance(0.7) ? r.pick(L.ptMfns) : r.pick(L.mfns);
+      const table = r.bool(0.7) ? r.pick(L.ptMfns) : r.pick(L.mfns);
       u64le(b, off, (BigInt(table) << 12n) | BigInt(r.int(512) * 8) | BigInt(r.int(4)));
-      u64le(b, off + 8, r.chance(0.8) ? pteShaped(r, L) : BigInt(r.int(0x10000)));
+      u64le(b, off + 8, r.bool(0.8) ? pteShaped(r, L) : BigInt(r.int(0x10000)));
     } else if (kind === 1) {
       // mmuext_op: cmd, arg1 (an MFN or a linear address), arg2 (a count, a vcpumask pointer, an MFN).
       u32le(b, off, r.int(22));
-      u64le(b, off + 8, r.chance(0.6) ? BigInt(r.pick(r.chance(0.5) ? L.ptMfns : L.mfns)) : randArg(r, L));
+      u64le(b, off + 8, r.bool(0.6) ? BigInt(r.pick(r.bool(0.5) ? L.ptMfns : L.mfns)) : randArg(r, L));
     } else if (kind === 2) {
       // xen_memory_reservation-ish: extent_start, nr_extents, extent_order, mem_flags, domid.
       u64le(b, off, randArg(r, L));
@@ -374,7 +343,7 @@ function mmuCall(r: Rng, L: Layout): bigint[] {
   const s = () => L.scratch + BigInt(r.int(4096) * 16);
   const count = () => BigInt(r.pick([0, 1, 2, 7, 64, 300, 1000, 0x7fffffff, 0x80000001, r.u32()]));
   const fd = () => BigInt(r.pick([0x7ff0, 0x7ff0, 0, 1, 0x7ff1, 0x7ff2, 0x10000 | 0x7ff0, r.u32()]));
-  const done = () => (r.chance(0.5) ? 0n : s());
+  const done = () => (r.bool(0.5) ? 0n : s());
   switch (r.int(8)) {
     case 0:
     case 1:
@@ -386,7 +355,7 @@ function mmuCall(r: Rng, L: Layout): bigint[] {
       // update_va_mapping(va, pte, flags): va in scratch, text, stack, Xen's area.
       return [
         14n,
-        r.chance(0.6) ? (L.scratch + BigInt(r.int(16) * 4096)) & ~0xfffn : randArg(r, L),
+        r.bool(0.6) ? (L.scratch + BigInt(r.int(16) * 4096)) & ~0xfffn : randArg(r, L),
         pteShaped(r, L),
         BigInt(r.pick([0, 1, 2, 3, 5, 6, r.u32()])),
       ];
@@ -405,8 +374,8 @@ function randCode(r: Rng, L: Layout, len: number): Uint8Array {
   // Registers first: random values (mov $imm, %reg), RSP sometimes too.
   const regs = L.bits === 64 ? 16 : 8;
   for (let reg = 0; reg < regs; reg++) {
-    if (reg === 4 && !r.chance(0.1)) continue;
-    if (!r.chance(0.7)) continue;
+    if (reg === 4 && !r.bool(0.1)) continue;
+    if (!r.bool(0.7)) continue;
     const v = randArg(r, L);
     if (L.bits === 64) {
       out.push(reg >= 8 ? 0x49 : 0x48, 0xb8 + (reg & 7));
@@ -468,16 +437,16 @@ function scribble(r: Rng, L: Layout, m: import('../../engine/machine-api').Machi
     case 0: {
       // xenstore request: xsd_sockmsg header (type, req_id, tx_id, len) + payload, then req_prod.
       const hdr = new Uint8Array(16);
-      u32le(hdr, 0, r.chance(0.8) ? r.int(32) : r.u32());
+      u32le(hdr, 0, r.bool(0.8) ? r.int(32) : r.u32());
       u32le(hdr, 4, r.u32());
-      u32le(hdr, 8, r.chance(0.7) ? 0 : r.u32());
-      const plen = r.chance(0.6) ? r.int(64) : r.pick([4096, 0xffffffff, r.u32()]);
+      u32le(hdr, 8, r.bool(0.7) ? 0 : r.u32());
+      const plen = r.bool(0.6) ? r.int(64) : r.pick([4096, 0xffffffff, r.u32()]);
       u32le(hdr, 12, plen);
       const at = r.int(1024);
       w(store + BigInt(at), hdr.subarray(0, Math.min(16, 1024 - at)));
       w(store + BigInt((at + 16) % 1024), r.bytes(Math.min(64, 1024 - ((at + 16) % 1024))));
       w(store + 2052n, idx()); // req_prod
-      if (r.chance(0.3)) w(store + 2048n, idx()); // req_cons
+      if (r.bool(0.3)) w(store + 2048n, idx()); // req_cons
       break;
     }
     case 1:
@@ -584,7 +553,7 @@ function childMain(jobPath: string): void {
         name: 'fuzz',
         kernel,
         memory: 16,
-        vcpus: r.chance(0.2) ? 2 : 1,
+        vcpus: r.bool(0.2) ? 2 : 1,
         disks: [],
         vifs: [],
       });
@@ -597,8 +566,8 @@ function childMain(jobPath: string): void {
         if (job.kind === 'mmu') m.writeMemory('virtual', L.scratch, mmuScratch(r, L), 0);
         else m.writeMemory('virtual', L.scratch, r.bytes(65536), 0);
         for (let i = 0; i < n; i++) {
-          if (job.kind === 'mmu') calls.push(r.chance(0.85) ? mmuCall(r, L) : [BigInt(randHypercall(r))]);
-          else if (job.kind === 'rings' && r.chance(0.7)) {
+          if (job.kind === 'mmu') calls.push(r.bool(0.85) ? mmuCall(r, L) : [BigInt(randHypercall(r))]);
+          else if (job.kind === 'rings' && r.bool(0.7)) {
             // EVTCHNOP_send(&port) with port 1 (xenstore) or 2 (console) in scratch.
             const port = L.scratch + 65536n - 16n;
             m.writeMemory('virtual', port, new Uint8Array([1 + r.int(2), 0, 0, 0]), 0);

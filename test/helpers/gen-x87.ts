@@ -22,6 +22,7 @@
  * entries for the native harness. Deterministic from the seed.
  */
 import { SCRATCH_BASE } from './native-harness';
+import { Rng } from './x86-gen';
 
 export const OFF_CW = 0x000;
 export const OFF_X = 0x010;
@@ -41,28 +42,6 @@ export interface X87Case {
   waits: boolean;
   /** Description of the inputs (for failure messages). */
   note: string;
-}
-
-class Rng {
-  constructor(private x: number) {
-    this.x = x >>> 0 || 1;
-  }
-  next(): number {
-    let x = this.x;
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    this.x = x;
-    return x;
-  }
-  int(n: number): number {
-    return this.next() % n;
-  }
-  pick<T>(a: readonly T[]): T {
-    return a[this.int(a.length)];
-  }
 }
 
 /** 80-bit value from sign, biased exponent, significand hi/lo (unsigned 32-bit). */
@@ -111,15 +90,15 @@ const SPECIAL: number[][] = [
 ];
 
 function randomNormal(r: Rng, expLo: number, expHi: number): number[] {
-  return f80(r.int(2), expLo + r.int(expHi - expLo + 1), (r.next() | 0x80000000) >>> 0, r.next());
+  return f80(r.int(2), expLo + r.int(expHi - expLo + 1), (r.u32() | 0x80000000) >>> 0, r.u32());
 }
 
 /** A value with a low-bit pattern that makes 24/53-bit rounding interesting (ties, near-ties). */
 function roundingValue(r: Rng): number[] {
   const kinds = [0x80, 0x7f, 0x81, 0x400, 0x3ff, 0x401, 0x80000000, 0x7fffffff];
-  const hi = (r.next() | 0x80000000) >>> 0;
+  const hi = (r.u32() | 0x80000000) >>> 0;
   const k = r.pick(kinds);
-  const lo = r.int(2) ? k : (r.next() & ~0xfff) | (k & 0xfff);
+  const lo = r.int(2) ? k : (r.u32() & ~0xfff) | (k & 0xfff);
   return f80(r.int(2), 0x3fff + r.int(40) - 20, r.int(2) ? (hi & ~0xff) | (k & 0xff) : hi, lo >>> 0);
 }
 
@@ -141,7 +120,7 @@ function memValue(r: Rng, kind: 'm32' | 'm64' | 'm16i' | 'm32i' | 'm64i' | 'm80'
       const specials = [
         0, 0x80000000, 0x3f800000, 0x7f800000, 0xff800000, 0x7fc00001, 0x7f800001, 1, 0x807fffff,
       ];
-      const v = r.int(3) ? (r.int(2) ? 0x3f000000 : 0) + (r.next() & 0x0fffffff) : r.pick(specials);
+      const v = r.int(3) ? (r.int(2) ? 0x3f000000 : 0) + (r.u32() & 0x0fffffff) : r.pick(specials);
       return [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, v >>> 24];
     }
     case 'm64': {

@@ -231,6 +231,12 @@ export class Rng {
   u64(): bigint {
     return (BigInt(this.u32()) << 32n) | BigInt(this.u32());
   }
+  /** `n` random bytes. */
+  bytes(n: number): Uint8Array {
+    const b = new Uint8Array(n);
+    for (let i = 0; i < n; i++) b[i] = this.u32() & 0xff;
+    return b;
+  }
 }
 function rotl(x: number, k: number): number {
   return (x << k) | (x >>> (32 - k));

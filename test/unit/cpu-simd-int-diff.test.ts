@@ -29,6 +29,7 @@ import {
   type NativeOutcome,
 } from '../helpers/native-harness';
 import { ExitReason } from '../../engine/cpu/api';
+import { Rng } from '../helpers/x86-gen';
 import {
   createMachine,
   getGpr,
@@ -41,27 +42,6 @@ import {
 const VARIANTS = Number(process.env.PVSCOPE_SIMD_VARIANTS) || 10;
 const IN_CI = !!process.env.CI;
 const FLAGS = 0x8d5; // CF PF AF ZF SF OF
-
-/** xorshift32: deterministic inputs. */
-class Rng {
-  constructor(private x: number) {}
-  next(): number {
-    let x = this.x;
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    this.x = x;
-    return x;
-  }
-  int(n: number): number {
-    return this.next() % n;
-  }
-  pick<T>(a: readonly T[]): T {
-    return a[this.int(a.length)];
-  }
-}
 
 // Operand blocks in the scratch buffer (16 bytes each).
 const IN = [0x000, 0x010, 0x020, 0x030];
@@ -81,7 +61,7 @@ function patchBlock(rng: Rng, patch: Array<[number, number]>, off: number, strin
     case 0:
       return; // random fill
     case 1:
-      for (let i = 0; i < 16; i++) put(i, rng.int(3) ? rng.pick(BYTE_POOL) : rng.next());
+      for (let i = 0; i < 16; i++) put(i, rng.int(3) ? rng.pick(BYTE_POOL) : rng.u32());
       return;
     case 2:
       for (let i = 0; i < 16; i += 2) {
@@ -308,17 +288,17 @@ function inputFor(rng: Rng, form: Form, bitness: Bitness): NativeInput {
   for (const o of [...IN, MEM, MEM + 16]) patchBlock(rng, patch, o, !!form.strings);
   const regs: bigint[] = [];
   for (let i = 0; i < (bitness === 64 ? 16 : 8); i++) {
-    let v = (BigInt(rng.next()) << 32n) | BigInt(rng.next());
+    let v = (BigInt(rng.u32()) << 32n) | BigInt(rng.u32());
     if (bitness === 32) v &= 0xffffffffn;
     if (form.smallRegs && (i === 0 || i === 2) && rng.int(4) !== 0) {
       const s = BigInt(rng.int(41) - 20);
       v = s & ((1n << 64n) - 1n);
       if (bitness === 32) v &= 0xffffffffn;
-      else if (rng.int(3) === 0) v = (v & 0xffffffffn) | (BigInt(rng.next()) << 32n); // junk above EAX/EDX
+      else if (rng.int(3) === 0) v = (v & 0xffffffffn) | (BigInt(rng.u32()) << 32n); // junk above EAX/EDX
     }
     regs.push(v);
   }
-  return { regs, rflags: 0x2 | (rng.next() & FLAGS), memSeed: rng.next() || 1, memPatch: patch };
+  return { regs, rflags: 0x2 | (rng.u32() & FLAGS), memSeed: rng.u32() || 1, memPatch: patch };
 }
 
 function vectors(sig: number): number[] {
