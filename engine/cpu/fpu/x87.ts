@@ -769,7 +769,7 @@ export function execX87(cpu: Cpu, d: Insn): number {
   const cr0 = st.cr0;
   if (d.op === 0x9b) {
     if ((cr0 & 0xa) === 0xa) cpu.fault(7, -1);
-    if (st.fpuSw & SW_ES && cr0 & 0x20) cpu.fault(16, -1);
+    x87RaisePendingMf(cpu);
     return 1;
   }
   if (cr0 & 0xc) cpu.fault(7, -1);
@@ -782,7 +782,7 @@ export function execX87(cpu: Cpu, d: Insn): number {
   else
     nowait =
       (op === 3 && d.reg >= 4 && (d.rm & 7) <= 4 && reg === 4) || (op === 7 && reg === 4 && (d.rm & 7) === 0);
-  if (!nowait && st.fpuSw & SW_ES && cr0 & 0x20) cpu.fault(16, -1);
+  if (!nowait) x87RaisePendingMf(cpu);
   sfMode(st.fpuCw);
   if (mem) return execMem(cpu, d, op, reg);
   return execReg(cpu, d, op, reg, d.rm & 7);
@@ -1383,6 +1383,16 @@ export function classifyTag(exp: number, sigHi: number, sigLo: number): number {
 /** True when FSW.ES is set: an unmasked x87 exception is pending (delivered as #MF by the next waiting x87/MMX instruction when CR0.NE=1). */
 export function x87PendingUnmasked(cpu: Cpu): boolean {
   return (cpu.state.fpuSw & 0x80) !== 0;
+}
+
+/**
+ * #MF (vector 16) when an unmasked x87 exception is pending (FSW.ES) and CR0.NE is set: the check of
+ * every waiting x87 instruction, MMX instruction and SSE form with an MMX operand (SDM vol. 1 §8.6,
+ * vol. 3 §9.6 / §12.5). With CR0.NE clear no #MF is raised (FERR# is not modelled).
+ */
+export function x87RaisePendingMf(cpu: Cpu): void {
+  const st = cpu.state;
+  if (st.fpuSw & 0x80 && st.cr0 & 0x20) cpu.fault(16, -1);
 }
 
 /**

@@ -7,6 +7,7 @@
 import type { Cpu } from '../cpu';
 import type { Insn } from '../decoder';
 import { undefinedOpcode } from '../exec';
+import { x87RaisePendingMf } from '../fpu/x87';
 import { SimdKind, simdHandler, simdKind, simdSlot } from './table';
 import { registerMmx } from './mmx';
 import { registerSseInt } from './sse-int';
@@ -46,7 +47,7 @@ export function execSimd(cpu: Cpu, d: Insn): number {
   } else if (kind === SimdKind.MMX) {
     if (st.cr0 & 4) return undefinedOpcode(cpu, d);
     if (st.cr0 & 8) cpu.fault(7, -1);
-    if (st.fpuSw & 0x80 && st.cr0 & 0x20) cpu.fault(16, -1);
+    x87RaisePendingMf(cpu);
   }
   return fn(cpu, d);
 }

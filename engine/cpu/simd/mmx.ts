@@ -14,6 +14,7 @@
 import type { Cpu } from '../cpu';
 import type { Insn } from '../decoder';
 import { getR, operandAddress, readRm, setR, undefinedOpcode, writeRm } from '../exec';
+import { x87RaisePendingMf } from '../fpu/x87';
 import { mmxEnter, readMmxRm, setMmx } from './operands';
 import { defineSimd, Pfx, SimdKind, type SimdHandler } from './table';
 import {
@@ -86,7 +87,7 @@ function mmxSseChecks(cpu: Cpu, d: Insn): void {
   const st = cpu.state;
   if (st.cr0 & 4 || !(st.cr4 & 0x200)) undefinedOpcode(cpu, d);
   if (st.cr0 & 8) cpu.fault(7, -1);
-  if (st.fpuSw & 0x80 && st.cr0 & 0x20) cpu.fault(16, -1);
+  x87RaisePendingMf(cpu);
 }
 
 /** Registers every MMX-register form (no mandatory prefix) plus MOVQ2DQ (F3 0F D6) and MOVDQ2Q (F2 0F D6). */

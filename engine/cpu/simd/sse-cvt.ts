@@ -13,6 +13,7 @@
 import type { Cpu } from '../cpu';
 import type { Insn } from '../decoder';
 import { readRm, setR } from '../exec';
+import { x87RaisePendingMf } from '../fpu/x87';
 import {
   cvt32to64,
   cvt64to32,
@@ -37,19 +38,13 @@ function def(op: number, pfx: Pfx, fn: SimdHandler): void {
   defineSimd(op, pfx, SimdKind.SSE, fn);
 }
 
-/** #MF for the MMX-operand forms when an unmasked x87 exception is pending (FSW.ES, CR0.NE). */
-function mmxCheck(cpu: Cpu): void {
-  const st = cpu.state;
-  if (st.fpuSw & 0x80 && st.cr0 & 0x20) cpu.fault(16, -1);
-}
-
 /** REX.W form: 64-bit integer operand. */
 function wide(d: Insn): boolean {
   return (d.rex & 8) !== 0;
 }
 
 const cvtpi2ps: SimdHandler = (cpu, d) => {
-  mmxCheck(cpu);
+  x87RaisePendingMf(cpu);
   readMmxRm(cpu, d, B, 0);
   mxBegin(cpu);
   const a = i32to32(B[0]);
@@ -62,7 +57,7 @@ const cvtpi2ps: SimdHandler = (cpu, d) => {
   return 1;
 };
 const cvtpi2pd: SimdHandler = (cpu, d) => {
-  mmxCheck(cpu);
+  x87RaisePendingMf(cpu);
   readMmxRm(cpu, d, B, 0);
   const x = cpu.state.xmm;
   const r = d.reg << 2;
@@ -75,7 +70,7 @@ const cvtpi2pd: SimdHandler = (cpu, d) => {
 };
 function cvtps2pi(trunc: boolean): SimdHandler {
   return (cpu, d) => {
-    mmxCheck(cpu);
+    x87RaisePendingMf(cpu);
     readRmLow(cpu, d, 8, B, 0);
     mxBegin(cpu);
     const a = toInt(f32ForInt(B[0]), trunc, 32);
@@ -87,7 +82,7 @@ function cvtps2pi(trunc: boolean): SimdHandler {
 }
 function cvtpd2pi(trunc: boolean): SimdHandler {
   return (cpu, d) => {
-    mmxCheck(cpu);
+    x87RaisePendingMf(cpu);
     readRm128(cpu, d, true, B, 0);
     mxBegin(cpu);
     const a = toInt(f64ForInt(B[0], B[1]), trunc, 32);
