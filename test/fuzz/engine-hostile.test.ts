@@ -43,6 +43,22 @@ function probe(kernel: string, extra: Partial<Parameters<typeof probeGuest>[0]> 
 }
 
 /** 64-bit and 32-bit bodies of the hostile blockers. */
+/** Builds a 64-bit guest from `asm`, runs it (at most 50 run(1M) calls) and asserts it powered off. */
+function runToPoweroff(asm: string): ReturnType<typeof createMachine> {
+  const m = createMachine({
+    name: 't',
+    kernel: buildXenGuest({ bits: 64, asm }),
+    memory: 16,
+    vcpus: 1,
+    disks: [],
+    vifs: [],
+  });
+  let s: Stop = { kind: 'budget' };
+  for (let i = 0; i < 50 && s.kind !== 'shutdown'; i++) s = m.run(1_000_000);
+  assert.equal(s.kind === 'shutdown' && s.reason, 'poweroff');
+  return m;
+}
+
 const BLOCKERS: Record<string, Record<32 | 64, string>> = {
   hlt: { 64: `_start:\n  hlt\n  jmp _start\n`, 32: `_start:\n  hlt\n  jmp _start\n` },
   SCHEDOP_block: {
@@ -222,11 +238,7 @@ describe('engine: long hypercalls are preempted with continuations (issue 8)', f
   }
 
   it('multicall of 1000 xen_version entries: every result written, RDI/RSI hold the last continuation', () => {
-    const m = createMachine({
-      name: 't',
-      kernel: buildXenGuest({
-        bits: 64,
-        asm: `
+    const m = runToPoweroff(`
 _start:
   lea stack_top(%rip), %rsp
   lea scratch(%rip), %rbx
@@ -247,16 +259,7 @@ _start:
   SHUTDOWN 0
   .data
 result: .quad 0, 0, 0
-`,
-      }),
-      memory: 16,
-      vcpus: 1,
-      disks: [],
-      vifs: [],
-    });
-    let s: Stop = { kind: 'budget' };
-    for (let i = 0; i < 50 && s.kind !== 'shutdown'; i++) s = m.run(1_000_000);
-    assert.equal(s.kind === 'shutdown' && s.reason, 'poweroff');
+`);
     const sym = (n: string) => m.symbols.resolve(n) as bigint;
     const rd = (va: bigint, n: number) => {
       const b = m.readMemory('virtual', va, n * 8, 0);
@@ -279,11 +282,7 @@ result: .quad 0, 0, 0
   });
 
   it('mmu_update of 3000 MMU_MACHPHYS_UPDATEs: done = 3000 across continuations with MMU_UPDATE_PREEMPTED', () => {
-    const m = createMachine({
-      name: 't',
-      kernel: buildXenGuest({
-        bits: 64,
-        asm: `
+    const m = runToPoweroff(`
 _start:
   lea stack_top(%rip), %rsp
   mov 0x68(%rsi), %r15  # start_info.mfn_list
@@ -311,16 +310,7 @@ _start:
   .data
 done: .quad 0
 result: .quad 0, 0, 0
-`,
-      }),
-      memory: 16,
-      vcpus: 1,
-      disks: [],
-      vifs: [],
-    });
-    let s: Stop = { kind: 'budget' };
-    for (let i = 0; i < 50 && s.kind !== 'shutdown'; i++) s = m.run(1_000_000);
-    assert.equal(s.kind === 'shutdown' && s.reason, 'poweroff');
+`);
     const rd = (va: bigint, n: number) => {
       const b = m.readMemory('virtual', va, n * 8, 0);
       const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
@@ -337,11 +327,7 @@ result: .quad 0, 0, 0
   });
 
   it('decrease_reservation then increase_reservation(NULL) of 600 extents: 600 each across continuations', () => {
-    const m = createMachine({
-      name: 't',
-      kernel: buildXenGuest({
-        bits: 64,
-        asm: `
+    const m = runToPoweroff(`
 _start:
   lea stack_top(%rip), %rsp
   mov 0x68(%rsi), %r15  # start_info.mfn_list
@@ -370,16 +356,7 @@ _start:
   SHUTDOWN 0
   .data
 result: .quad 0, 0, 0
-`,
-      }),
-      memory: 16,
-      vcpus: 1,
-      disks: [],
-      vifs: [],
-    });
-    let s: Stop = { kind: 'budget' };
-    for (let i = 0; i < 50 && s.kind !== 'shutdown'; i++) s = m.run(1_000_000);
-    assert.equal(s.kind === 'shutdown' && s.reason, 'poweroff');
+`);
     const b = m.readMemory('virtual', m.symbols.resolve('result') as bigint, 24, 0);
     const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
     assert.equal(dv.getBigUint64(0, true), 600n, 'decrease_reservation');
