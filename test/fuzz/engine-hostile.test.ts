@@ -16,7 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildXenGuest } from '../helpers/xen-guest';
+import { bootGuest, buildXenGuest, type GuestMachine } from '../helpers/xen-guest';
 import { probeGuest, type ProbeResult } from '../helpers/engine-probe';
 import { createMachine } from '../../engine/machine';
 import type { Stop } from '../../engine/machine-api';
@@ -44,18 +44,9 @@ function probe(kernel: string, extra: Partial<Parameters<typeof probeGuest>[0]> 
 
 /** 64-bit and 32-bit bodies of the hostile blockers. */
 /** Builds a 64-bit guest from `asm`, runs it (at most 50 run(1M) calls) and asserts it powered off. */
-function runToPoweroff(asm: string): ReturnType<typeof createMachine> {
-  const m = createMachine({
-    name: 't',
-    kernel: buildXenGuest({ bits: 64, asm }),
-    memory: 16,
-    vcpus: 1,
-    disks: [],
-    vifs: [],
-  });
-  let s: Stop = { kind: 'budget' };
-  for (let i = 0; i < 50 && s.kind !== 'shutdown'; i++) s = m.run(1_000_000);
-  assert.equal(s.kind === 'shutdown' && s.reason, 'poweroff');
+function runToPoweroff(asm: string): GuestMachine {
+  const { m, stop } = bootGuest(64, asm, 50);
+  assert.equal(stop.kind === 'shutdown' && stop.reason, 'poweroff');
   return m;
 }
 

@@ -6,31 +6,7 @@
  * #NM bounces.
  */
 import { strict as assert } from 'node:assert';
-import { buildXenGuest } from '../helpers/xen-guest';
-import { createMachine } from '../../engine/machine';
-import type { Stop } from '../../engine/machine-api';
-
-function boot(bits: 32 | 64, asm: string) {
-  const kernel = buildXenGuest({ bits, asm });
-  const m = createMachine({ name: 't', kernel, memory: 16, vcpus: 1, disks: [], vifs: [] });
-  let stop: Stop = { kind: 'budget' };
-  for (let i = 0; i < 200 && stop.kind !== 'shutdown'; i++) stop = m.run(1_000_000);
-  return { m, stop };
-}
-
-function words(m: ReturnType<typeof boot>['m'], va: bigint, n: number, size: 4 | 8): bigint[] {
-  const b = m.readMemory('virtual', va, n * size, 0);
-  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  return Array.from({ length: n }, (_, i) =>
-    size === 8 ? dv.getBigUint64(i * 8, true) : BigInt(dv.getUint32(i * 4, true)),
-  );
-}
-
-function sym(m: ReturnType<typeof boot>['m'], name: string): bigint {
-  const s = (m as unknown as { symbols: { resolve(n: string): bigint | undefined } }).symbols.resolve(name);
-  if (s === undefined) throw new Error(`no ${name} symbol`);
-  return s;
-}
+import { bootGuest as boot, guestSymbol, guestWords as words } from '../helpers/xen-guest';
 
 describe('guests: CPU system side of small PV kernels', function () {
   this.timeout(120_000);
@@ -53,9 +29,9 @@ stack_ptr:
 `,
     );
     assert.equal(stop.kind === 'shutdown' && stop.reason, 'poweroff', JSON.stringify(stop));
-    const f = words(m, sym(m, 'scratch'), 3, 4);
+    const f = words(m, guestSymbol(m, 'scratch'), 3, 4);
     assert.equal(f[0], 0xe021n);
-    assert.equal(f[1], sym(m, 'stack_top') - 4n);
+    assert.equal(f[1], guestSymbol(m, 'stack_top') - 4n);
     assert.equal(f[2], 0x5a5a1234n);
   });
 
@@ -115,7 +91,7 @@ traps:
 `,
     );
     assert.equal(stop.kind === 'shutdown' && stop.reason, 'poweroff', JSON.stringify(stop));
-    const f = words(m, sym(m, 'scratch'), 9, 8);
+    const f = words(m, guestSymbol(m, 'scratch'), 9, 8);
     const neg = (e: number) => BigInt.asUintN(64, BigInt(-e));
     assert.equal(f[0], neg(1), 'DR0 in the hypervisor range: -EPERM');
     assert.equal(f[1], neg(1), 'DR7.GD: -EPERM');
@@ -125,7 +101,7 @@ traps:
     assert.equal(f[5], 0n);
     assert.equal(
       f[7],
-      sym(m, 'target'),
+      guestSymbol(m, 'target'),
       '#DB fault frame (RCX, R11, RIP): RIP at the breakpointed instruction',
     );
     assert.equal(f[8] & 0xfn, 1n, 'get_debugreg(6): B0');
@@ -173,9 +149,9 @@ traps:
 `,
     );
     void stop;
-    const f = words(m, sym(m, 'scratch'), 5, 8);
+    const f = words(m, guestSymbol(m, 'scratch'), 5, 8);
     assert.equal(f[0] & 8n, 8n, 'CR0.TS read back after fpu_taskswitch(1)');
-    assert.equal(f[1], sym(m, 'nm_insn'), '#NM frame: RIP at fninit');
+    assert.equal(f[1], guestSymbol(m, 'nm_insn'), '#NM frame: RIP at fninit');
     assert.equal(f[2] & 8n, 0n, 'virtual TS clear in the #NM handler');
   });
 });

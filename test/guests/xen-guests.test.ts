@@ -7,33 +7,9 @@
 import { strict as assert } from 'node:assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildXenGuest } from '../helpers/xen-guest';
+import { bootGuest as boot, buildXenGuest, guestSymbol, guestWords as words } from '../helpers/xen-guest';
 import { createMachine } from '../../engine/machine';
 import type { Stop } from '../../engine/machine-api';
-
-function boot(bits: 32 | 64, asm: string) {
-  const kernel = buildXenGuest({ bits, asm });
-  const m = createMachine({ name: 't', kernel, memory: 16, vcpus: 1, disks: [], vifs: [] });
-  let stop: Stop = { kind: 'budget' };
-  for (let i = 0; i < 200 && stop.kind !== 'shutdown'; i++) stop = m.run(1_000_000);
-  return { m, stop };
-}
-
-function words(m: ReturnType<typeof boot>['m'], va: bigint, n: number, size: 4 | 8): bigint[] {
-  const b = m.readMemory('virtual', va, n * size, 0);
-  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  return Array.from({ length: n }, (_, i) =>
-    size === 8 ? dv.getBigUint64(i * 8, true) : BigInt(dv.getUint32(i * 4, true)),
-  );
-}
-
-function scratch(m: ReturnType<typeof boot>['m']): bigint {
-  const s = (m as unknown as { symbols: { resolve(n: string): bigint | undefined } }).symbols.resolve(
-    'scratch',
-  );
-  if (s === undefined) throw new Error('no scratch symbol');
-  return s;
-}
 
 describe('guests: small PV test kernels', function () {
   this.timeout(120_000);
@@ -69,7 +45,7 @@ traps:
     );
     assert.equal(stop.kind, 'shutdown');
     assert.equal(stop.kind === 'shutdown' && stop.reason, 'poweroff');
-    const s = scratch(m);
+    const s = guestSymbol(m, 'scratch');
     const f = words(m, s, 10, 8);
     assert.equal(f[0], 0x1234n);
     assert.equal(f[1], 0x5678n);
@@ -139,7 +115,7 @@ traps:
 `,
     );
     assert.equal(stop.kind === 'shutdown' && stop.reason, 'poweroff');
-    const s = scratch(m);
+    const s = guestSymbol(m, 'scratch');
     const de = words(m, s, 7, 8);
     const bp = words(m, s + 64n, 7, 8);
     const [deInsn, bpAfter] = words(m, s + 128n, 2, 8);
@@ -175,7 +151,7 @@ traps:
 `,
     );
     assert.equal(stop.kind === 'shutdown' && stop.reason, 'poweroff');
-    const f = words(m, scratch(m), 5, 4);
+    const f = words(m, guestSymbol(m, 'scratch'), 5, 4);
     assert.equal(f[0], BigInt((0x80 << 3) | 2));
     assert.equal(f[1], f[4]);
     assert.equal(f[2], 0x1e019n);
@@ -237,7 +213,7 @@ cb:
   .quad handler
 `,
     );
-    const f = words(m, scratch(m), 5, 8);
+    const f = words(m, guestSymbol(m, 'scratch'), 5, 8);
     assert.deepEqual(f.slice(1, 4), [0n, 0n, 0n], 'callback_op / bind_virq / update_va_mapping results');
     assert.equal(f[0], 0xe7e7n, 'event callback ran');
     assert.equal(f[4], 1n, 'upcall mask set on entry');
@@ -273,7 +249,7 @@ mc:
   .quad 21, 0, 0, 99, 0, 0, 0, 0
 `,
     );
-    const f = words(m, scratch(m), 4, 8);
+    const f = words(m, guestSymbol(m, 'scratch'), 4, 8);
     assert.equal(BigInt.asIntN(64, f[0]), -1n);
     assert.equal(f[1], 0n);
     assert.equal(f[2], BigInt((4 << 16) | 19));
@@ -327,7 +303,7 @@ secondary:
     const m = createMachine({ name: 'smp', kernel, memory: 16, vcpus: 2, disks: [], vifs: [] });
     let stop: Stop = { kind: 'budget' };
     for (let i = 0; i < 20 && stop.kind !== 'shutdown'; i++) stop = m.run(1_000_000);
-    const base = scratch(m) + 0x9000n;
+    const base = guestSymbol(m, 'scratch') + 0x9000n;
     const f = words(m, base, 4, 8);
     assert.equal(f[3], 0n, 'is_up(1) before up');
     assert.equal(f[0], 0n, 'initialise');

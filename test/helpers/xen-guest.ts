@@ -14,6 +14,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createMachine } from '../../engine/machine';
+import type { Stop } from '../../engine/machine-api';
 
 export interface XenGuestSpec {
   bits: 32 | 64;
@@ -150,4 +152,35 @@ export function buildXenGuest(spec: XenGuestSpec): Uint8Array {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** A machine made by `bootGuest`. */
+export type GuestMachine = ReturnType<typeof createMachine>;
+
+/**
+ * Builds a small PV guest from `asm` (buildXenGuest), runs it in a 16 MiB one-vCPU domain for at
+ * most `runs` run(1M) calls or until it shuts down, and returns the machine and the last stop.
+ */
+export function bootGuest(bits: 32 | 64, asm: string, runs = 200): { m: GuestMachine; stop: Stop } {
+  const kernel = buildXenGuest({ bits, asm });
+  const m = createMachine({ name: 't', kernel, memory: 16, vcpus: 1, disks: [], vifs: [] });
+  let stop: Stop = { kind: 'budget' };
+  for (let i = 0; i < runs && stop.kind !== 'shutdown'; i++) stop = m.run(1_000_000);
+  return { m, stop };
+}
+
+/** `n` little-endian words of `size` bytes at guest-virtual `va`. */
+export function guestWords(m: GuestMachine, va: bigint, n: number, size: 4 | 8): bigint[] {
+  const b = m.readMemory('virtual', va, n * size, 0);
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  return Array.from({ length: n }, (_, i) =>
+    size === 8 ? dv.getBigUint64(i * 8, true) : BigInt(dv.getUint32(i * 4, true)),
+  );
+}
+
+/** Address of symbol `name` in the guest's kernel; throws when it has none. */
+export function guestSymbol(m: GuestMachine, name: string): bigint {
+  const s = m.symbols.resolve(name);
+  if (s === undefined) throw new Error(`no ${name} symbol`);
+  return s as bigint;
 }
