@@ -247,12 +247,15 @@ function findHandler(bin: Uint8Array): number {
 const cpuSection: BenchSection = {
   name: 'cpu',
   run(): Record<string, number> {
-    if (!existsSync(loopInc)) throw new Error(`bench: ${loopInc} not found`);
     const out: Record<string, number> = {};
-    out['cpu.mips32pae'] = round(anchorMips('pae32'));
-    console.log(`cpu.mips32pae  ${out['cpu.mips32pae']}`);
-    out['cpu.mips64'] = round(anchorMips('long64'));
-    console.log(`cpu.mips64     ${out['cpu.mips64']}`);
+    // The anchor loop other emulators were measured on lives beside the project (../shared/bench);
+    // a fresh clone without it still measures the rest.
+    if (existsSync(loopInc)) {
+      out['cpu.mips32pae'] = round(anchorMips('pae32'));
+      console.log(`cpu.mips32pae  ${out['cpu.mips32pae']}`);
+      out['cpu.mips64'] = round(anchorMips('long64'));
+      console.log(`cpu.mips64     ${out['cpu.mips64']}`);
+    } else console.log(`cpu.mips32pae/cpu.mips64: skipped (no ${loopInc})`);
     try {
       out['cpu.mipsTlbHeavy'] = round(tlbHeavyMips());
       console.log(`cpu.mipsTlbHeavy ${out['cpu.mipsTlbHeavy']}`);
