@@ -68,4 +68,29 @@ describe('SIMD integer unit: aliasing, class checks, known values', () => {
     assert.equal(run([0x66, 0x0f, 0x6f, 0x04, 0x25, 0x08, 0x00, 0x20, 0x00]).vector, 13);
     assert.equal(run([0x66, 0x0f, 0xd7, 0x00]).vector, 6);
   });
+  it('with an unmasked x87 exception pending, reserved MMX/x87 encodings are #UD (decode ranks above #MF), valid ones #MF', () => {
+    // FSW.ES + IE set, IE unmasked in FCW, CR0.NE: the next waiting instruction raises #MF.
+    const pending = (m: TestMachine): void => {
+      m.cpu.state.cr0 |= 0x20;
+      m.cpu.state.fpuCw = 0x037e;
+      m.cpu.state.fpuSw = 0x0081;
+    };
+    const ud = [
+      [0x0f, 0xd7, 0x00], // PMOVMSKB mm, m64
+      [0x0f, 0xc5, 0x00, 0x01], // PEXTRW r32, m64, imm8
+      [0x0f, 0x71, 0xc8, 0x01], // 0F 71 /1
+      [0x0f, 0x73, 0xd8, 0x01], // 0F 73 /3 (66-only form)
+      [0x0f, 0x71, 0x00, 0x01], // 0F 71 /0 memory
+      [0x0f, 0xe7, 0xc0], // MOVNTQ register form
+      [0xf3, 0x0f, 0xd6, 0x00], // MOVQ2DQ memory form
+      [0xd9, 0xe7], // reserved D9 E7
+      [0xda, 0xf0], // reserved DA F0
+      [0xdb, 0x30], // reserved DB /6 memory
+      [0xdd, 0x28], // reserved DD /5 memory
+      [0xdf, 0xe1], // reserved DF E1
+    ];
+    for (const b of ud) assert.equal(run(b, pending).vector, 6, b.map((x) => x.toString(16)).join(' '));
+    for (const b of [[0x0f, 0xd7, 0xc1], [0x0f, 0x71, 0xd0, 0x01], [0xd9, 0xe8], [0xde, 0xc1], [0x9b]])
+      assert.equal(run(b, pending).vector, 16, b.map((x) => x.toString(16)).join(' '));
+  });
 });

@@ -758,6 +758,37 @@ function loadConst(cpu: Cpu, i: number): void {
 // ---- Dispatcher ----
 
 /**
+ * Whether an x87 encoding is defined (SDM vol. 2 appendix A.4, x87 opcode
+ * maps): `op` is the low three bits of D8-DF, `mem` the memory form, `reg`
+ * ModRM.reg, `rm` ModRM.rm. Reserved: memory D9 /1, DB /4, DB /6, DD /5;
+ * register D9 D1-D7, D9 E2/E3/E6/E7/EF, DA except C0-DF and E9, DB E5-E7 and
+ * F8-FF, DD F0-FF, DE D8/DA-DF, DF E1-E7 and F8-FF.
+ */
+export function x87EncodingValid(op: number, mem: boolean, reg: number, rm: number): boolean {
+  if (mem)
+    return !((op === 1 && reg === 1) || (op === 3 && (reg === 4 || reg === 6)) || (op === 5 && reg === 5));
+  switch (op) {
+    case 1:
+      if (reg === 2) return rm === 0;
+      if (reg === 4) return rm !== 2 && rm !== 3 && rm !== 6 && rm !== 7;
+      if (reg === 5) return rm !== 7;
+      return true;
+    case 2:
+      return reg < 4 || (reg === 5 && rm === 1);
+    case 3:
+      return reg !== 7 && (reg !== 4 || rm <= 4);
+    case 5:
+      return reg < 6;
+    case 6:
+      return reg !== 3 || rm === 1;
+    case 7:
+      return reg !== 7 && (reg !== 4 || rm === 0);
+    default:
+      return true;
+  }
+}
+
+/**
  * Executes one x87 instruction (D8-DF) or FWAIT (9B).
  * Faults: #NM when CR0.EM or CR0.TS (FWAIT: only when CR0.MP and CR0.TS),
  * #MF for a pending unmasked exception at a waiting instruction (CR0.NE=1),
@@ -782,6 +813,8 @@ export function execX87(cpu: Cpu, d: Insn): number {
   else
     nowait =
       (op === 3 && d.reg >= 4 && (d.rm & 7) <= 4 && reg === 4) || (op === 7 && reg === 4 && (d.rm & 7) === 0);
+  // A reserved encoding is a decode fault: #UD ranks above #MF (SDM vol. 3 table 6-2).
+  if (!x87EncodingValid(op, mem, reg, d.rm & 7)) return undefinedOpcode(cpu, d);
   if (!nowait) x87RaisePendingMf(cpu);
   sfMode(st.fpuCw);
   if (mem) return execMem(cpu, d, op, reg);

@@ -8,7 +8,7 @@ import type { Cpu } from '../cpu';
 import type { Insn } from '../decoder';
 import { undefinedOpcode } from '../exec';
 import { x87RaisePendingMf } from '../fpu/x87';
-import { SimdKind, simdHandler, simdKind, simdSlot } from './table';
+import { SimdKind, simdFormOk, simdHandler, simdKind, simdSlot } from './table';
 import { registerMmx } from './mmx';
 import { registerSseInt } from './sse-int';
 import { registerSse42 } from './sse42';
@@ -31,14 +31,15 @@ function registerAll(): void {
  * Executes one MMX/SSE instruction. Common checks (SDM vol. 3 §2.5, vol. 1
  * §13.1): MMX forms #UD when CR0.EM, #NM when CR0.TS, #MF when an unmasked
  * x87 exception is pending (FSW.ES, CR0.NE); SSE forms #UD when CR0.EM or
- * CR4.OSFXSR is clear, #NM when CR0.TS. An encoding no unit defines is #UD.
+ * CR4.OSFXSR is clear, #NM when CR0.TS. An encoding no unit defines, or an
+ * operand form its entry does not accept, is #UD before those checks.
  * Returns 1 (retired).
  */
 export function execSimd(cpu: Cpu, d: Insn): number {
   if (!registered) registerAll();
   const i = simdSlot(d);
   const fn = simdHandler(i);
-  if (!fn) return undefinedOpcode(cpu, d);
+  if (!fn || !simdFormOk(i, d)) return undefinedOpcode(cpu, d);
   const st = cpu.state;
   const kind = simdKind(i);
   if (kind === SimdKind.SSE) {

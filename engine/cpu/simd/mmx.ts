@@ -16,7 +16,7 @@ import type { Insn } from '../decoder';
 import { getR, operandAddress, readRm, setR, undefinedOpcode, writeRm } from '../exec';
 import { x87RaisePendingMf } from '../fpu/x87';
 import { mmxEnter, readMmxRm, setMmx } from './operands';
-import { defineSimd, Pfx, SimdKind, type SimdHandler } from './table';
+import { defineSimd, Form, Pfx, SimdKind, type SimdHandler } from './table';
 import {
   A16,
   A32,
@@ -59,7 +59,6 @@ function mmxBinary(k: Kernel, mem32: boolean): SimdHandler {
 /** Shift-by-immediate groups 0F 71/72/73 on MMX registers (register forms only). */
 function mmxShiftImm(group: number): SimdHandler {
   return (cpu, d) => {
-    if (d.mod !== 3) return undefinedOpcode(cpu, d);
     const g = d.reg & 7;
     let k: Kernel | undefined;
     if (group === 0x71) k = g === 2 ? psrlw : g === 4 ? psraw : g === 6 ? psllw : undefined;
@@ -137,7 +136,7 @@ export function registerMmx(): void {
     return 1;
   };
   defineSimd(0x17f, Pfx.NONE, M, storeQ);
-  defineSimd(0x1e7, Pfx.NONE, M, (cpu, d) => (d.mod === 3 ? undefinedOpcode(cpu, d) : storeQ(cpu, d)));
+  defineSimd(0x1e7, Pfx.NONE, M, storeQ, Form.MEM);
   // PSHUFW mm, mm/m64, imm8 (0F 70).
   defineSimd(0x170, Pfx.NONE, M, (cpu, d) => {
     readMmxRm(cpu, d, B32, 0);
@@ -146,9 +145,10 @@ export function registerMmx(): void {
     setMmx(cpu, d.reg & 7, R32[0], R32[1]);
     return 1;
   });
-  defineSimd(0x171, Pfx.NONE, M, mmxShiftImm(0x71));
-  defineSimd(0x172, Pfx.NONE, M, mmxShiftImm(0x72));
-  defineSimd(0x173, Pfx.NONE, M, mmxShiftImm(0x73));
+  // Groups: /2 /4 /6 for words and dwords, /2 /6 for the quadword (SDM vol. 2 table A-6).
+  defineSimd(0x171, Pfx.NONE, M, mmxShiftImm(0x71), Form.REG, 0x54);
+  defineSimd(0x172, Pfx.NONE, M, mmxShiftImm(0x72), Form.REG, 0x54);
+  defineSimd(0x173, Pfx.NONE, M, mmxShiftImm(0x73), Form.REG, 0x44);
   // PINSRW mm, r32/m16, imm8 (0F C4).
   defineSimd(0x1c4, Pfx.NONE, M, (cpu, d) => {
     const v = d.mod === 3 ? getR(cpu, d, 4, d.rm) : readRm(cpu, d, 2);
@@ -161,61 +161,86 @@ export function registerMmx(): void {
     return 1;
   });
   // PEXTRW r32, mm, imm8 (0F C5, register form).
-  defineSimd(0x1c5, Pfx.NONE, M, (cpu, d) => {
-    if (d.mod !== 3) return undefinedOpcode(cpu, d);
-    const st = cpu.state;
-    const r = d.rm & 7;
-    A32[0] = st.fpSigLo[r];
-    A32[1] = st.fpSigHi[r];
-    setR(cpu, d, 4, d.reg, A16[d.imm & 3], 0);
-    mmxEnter(cpu);
-    return 1;
-  });
+  defineSimd(
+    0x1c5,
+    Pfx.NONE,
+    M,
+    (cpu, d) => {
+      const st = cpu.state;
+      const r = d.rm & 7;
+      A32[0] = st.fpSigLo[r];
+      A32[1] = st.fpSigHi[r];
+      setR(cpu, d, 4, d.reg, A16[d.imm & 3], 0);
+      mmxEnter(cpu);
+      return 1;
+    },
+    Form.REG,
+  );
   // PMOVMSKB r32, mm (0F D7).
-  defineSimd(0x1d7, Pfx.NONE, M, (cpu, d) => {
-    if (d.mod !== 3) return undefinedOpcode(cpu, d);
-    const st = cpu.state;
-    const r = d.rm & 7;
-    A32[0] = st.fpSigLo[r];
-    A32[1] = st.fpSigHi[r];
-    let m = 0;
-    for (let i = 0; i < 8; i++) m |= (A8[i] >> 7) << i;
-    setR(cpu, d, 4, d.reg, m, 0);
-    mmxEnter(cpu);
-    return 1;
-  });
+  defineSimd(
+    0x1d7,
+    Pfx.NONE,
+    M,
+    (cpu, d) => {
+      const st = cpu.state;
+      const r = d.rm & 7;
+      A32[0] = st.fpSigLo[r];
+      A32[1] = st.fpSigHi[r];
+      let m = 0;
+      for (let i = 0; i < 8; i++) m |= (A8[i] >> 7) << i;
+      setR(cpu, d, 4, d.reg, m, 0);
+      mmxEnter(cpu);
+      return 1;
+    },
+    Form.REG,
+  );
   // MASKMOVQ mm1, mm2 (0F F7).
-  defineSimd(0x1f7, Pfx.NONE, M, (cpu, d) => {
-    if (d.mod !== 3) return undefinedOpcode(cpu, d);
-    const st = cpu.state;
-    const a = d.reg & 7,
-      b = d.rm & 7;
-    A32[0] = st.fpSigLo[a];
-    A32[1] = st.fpSigHi[a];
-    B32[0] = st.fpSigLo[b];
-    B32[1] = st.fpSigHi[b];
-    maskedStore(cpu, d, 8);
-    mmxEnter(cpu);
-    return 1;
-  });
+  defineSimd(
+    0x1f7,
+    Pfx.NONE,
+    M,
+    (cpu, d) => {
+      const st = cpu.state;
+      const a = d.reg & 7,
+        b = d.rm & 7;
+      A32[0] = st.fpSigLo[a];
+      A32[1] = st.fpSigHi[a];
+      B32[0] = st.fpSigLo[b];
+      B32[1] = st.fpSigHi[b];
+      maskedStore(cpu, d, 8);
+      mmxEnter(cpu);
+      return 1;
+    },
+    Form.REG,
+  );
   // MOVQ2DQ xmm, mm (F3 0F D6) and MOVDQ2Q mm, xmm (F2 0F D6): register forms.
-  defineSimd(0x1d6, Pfx.F3, SimdKind.INT, (cpu, d) => {
-    mmxSseChecks(cpu, d);
-    if (d.mod !== 3) return undefinedOpcode(cpu, d);
-    const st = cpu.state;
-    const x = st.xmm;
-    const r = d.reg << 2;
-    x[r] = st.fpSigLo[d.rm & 7];
-    x[r + 1] = st.fpSigHi[d.rm & 7];
-    x[r + 2] = x[r + 3] = 0;
-    mmxEnter(cpu);
-    return 1;
-  });
-  defineSimd(0x1d6, Pfx.F2, SimdKind.INT, (cpu, d) => {
-    mmxSseChecks(cpu, d);
-    if (d.mod !== 3) return undefinedOpcode(cpu, d);
-    const x = cpu.state.xmm;
-    setMmx(cpu, d.reg & 7, x[d.rm << 2], x[(d.rm << 2) + 1]);
-    return 1;
-  });
+  defineSimd(
+    0x1d6,
+    Pfx.F3,
+    SimdKind.INT,
+    (cpu, d) => {
+      mmxSseChecks(cpu, d);
+      const st = cpu.state;
+      const x = st.xmm;
+      const r = d.reg << 2;
+      x[r] = st.fpSigLo[d.rm & 7];
+      x[r + 1] = st.fpSigHi[d.rm & 7];
+      x[r + 2] = x[r + 3] = 0;
+      mmxEnter(cpu);
+      return 1;
+    },
+    Form.REG,
+  );
+  defineSimd(
+    0x1d6,
+    Pfx.F2,
+    SimdKind.INT,
+    (cpu, d) => {
+      mmxSseChecks(cpu, d);
+      const x = cpu.state.xmm;
+      setMmx(cpu, d.reg & 7, x[d.rm << 2], x[(d.rm << 2) + 1]);
+      return 1;
+    },
+    Form.REG,
+  );
 }

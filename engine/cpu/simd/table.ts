@@ -29,6 +29,19 @@ export const enum SimdKind {
   INT = 3,
 }
 
+/**
+ * Operand forms an entry accepts (SDM vol. 2 opcode tables: "mod = 11B
+ * only" / "memory only"); any other form is #UD at decode, before the class
+ * checks (so it ranks above #NM and #MF, SDM vol. 3 table 6-2).
+ */
+export const enum Form {
+  ANY = 0,
+  /** Register form only (ModRM.mod = 3). */
+  REG = 1,
+  /** Memory form only. */
+  MEM = 2,
+}
+
 /** A handler: executes `d`, returns 1 when retired. Faults through `cpu.fault`/`cpu.pageFault` before any change. */
 export type SimdHandler = (cpu: Cpu, d: Insn) => number;
 
@@ -39,17 +52,36 @@ function slot(op: number, pfx: number): number {
 
 const handlers: (SimdHandler | undefined)[] = new Array(0x300 * 4);
 const kinds = new Uint8Array(0x300 * 4);
+/** Per slot: bits 0-7 the ModRM.reg values allowed (group opcodes), bits 8-9 the `Form`. */
+const forms = new Uint16Array(0x300 * 4);
 
 /**
- * Registers `fn` for opcode `op` (0x100-0x3ff) with mandatory prefix `pfx`.
- * Throws (at load time) when the slot is already taken: two units must not
- * claim one encoding.
+ * Registers `fn` for opcode `op` (0x100-0x3ff) with mandatory prefix `pfx`,
+ * accepting operand form `form` and, for group opcodes, the ModRM.reg values
+ * whose bits are set in `regMask` (bit n = /n; default all). Throws (at load
+ * time) when the slot is already taken: two units must not claim one encoding.
  */
-export function defineSimd(op: number, pfx: Pfx, kind: SimdKind, fn: SimdHandler): void {
+export function defineSimd(
+  op: number,
+  pfx: Pfx,
+  kind: SimdKind,
+  fn: SimdHandler,
+  form: Form = Form.ANY,
+  regMask = 0xff,
+): void {
   const i = slot(op, pfx);
   if (handlers[i]) throw new Error(`simd table: 0x${op.toString(16)}/${pfx} defined twice`);
   handlers[i] = fn;
   kinds[i] = kind;
+  forms[i] = (form << 8) | (regMask & 0xff);
+}
+
+/** Whether `d` has an operand form and ModRM.reg that slot `i` accepts (false: #UD). */
+export function simdFormOk(i: number, d: Insn): boolean {
+  const f = forms[i];
+  if (!((f >> (d.reg & 7)) & 1)) return false;
+  const form = f >> 8;
+  return form === Form.ANY || (form === Form.REG) === (d.mod === 3);
 }
 
 /** Mandatory-prefix class of `d`: the last F2/F3 wins, else 66, else none. */
