@@ -2263,9 +2263,11 @@ function safeStringify(v: unknown): string {
  * Why the guest itself could not write the page holding `a` in `space`, or
  * null when it could: virtual addresses need RW at every level of the walk
  * (PV runs with CR0.WP set, so Xen's read-only M2P and the guest's read-only
- * mappings of its page tables are refused); machine frames must be the
+ * mappings of its page tables are refused); machine frames, and the machine
+ * frames behind pseudo-physical addresses (Machine.machineFrame), must be the
  * domain's (not Xen's) and not typed by Xen as page tables or descriptor
- * pages (Xen validates every update to those: mmu_update, not a store).
+ * pages (Xen validates every update to those: mmu_update, not a store;
+ * xen/arch/x86/mm.c get_page_type refuses a writable mapping of them).
  */
 function writePermission(m: Machine, space: Space, a: bigint, vcpu: number, bits: 32 | 64): string | null {
   const typed = (mfn: bigint, what: string): string | null => {
@@ -2290,5 +2292,7 @@ function writePermission(m: Machine, space: Space, a: bigint, vcpu: number, bits
     return null;
   }
   if (space === 'machine') return typed(a >> 12n, where);
-  return null;
+  // Pseudo-physical: the frame behind it in Xen's p2m, with the same rules as a machine address.
+  const mfn = m.machineFrame(a >> 12n);
+  return mfn === null ? null : typed(mfn, where);
 }

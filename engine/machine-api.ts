@@ -293,6 +293,13 @@ export interface Machine {
     data: Uint8Array,
     vcpu: number,
   ): number;
+  /**
+   * Machine frame number backing pseudo-physical frame `pfn` in Xen's own
+   * view (the frame the domain owns whose M2P entry is `pfn`, as Xen's
+   * get_gfn for a PV domain), or null when the domain owns no such frame.
+   * Never consults the guest's own p2m list (the guest may have scribbled on it).
+   */
+  machineFrame(pfn: bigint): bigint | null;
 
   // Hypervisor state inspection (also served as DAP custom requests).
   gdt(vcpu: number): DescriptorEntry[];

@@ -150,6 +150,8 @@ class PvMachine implements Machine {
   private rr = 0;
   private bpNext = 1;
   private readonly breakpoints = new Map<number, { lo: number; hi: number }>();
+  /** Instruction breakpoints per address (64-bit va): how many ids share it, so removal is O(1). */
+  private readonly bpPerAddress = new Map<bigint, number>();
   private readonly watches = new Map<number, number[]>();
   /** Physical data breakpoints: id -> watched byte ranges (buffer offsets) and kind (1 read, 2 write, 3 both). */
   private readonly physWatches = new Map<number, { ranges: { off: number; len: number }[]; kind: number }>();
@@ -909,20 +911,31 @@ class PvMachine implements Machine {
   }
 
   // --- Breakpoints and filters ---
+  /** Instruction breakpoint at guest virtual `va` (several ids may share one address); O(1). */
   addBreakpoint(va: bigint): number {
     const id = this.bpNext++;
     const lo = Number(va & 0xffffffffn) | 0;
     const hi = Number((va >> 32n) & 0xffffffffn) | 0;
     this.breakpoints.set(id, { lo, hi });
-    for (const v of this.dom.vcpus) v.cpu.setBreakpoint(lo, hi);
+    const key = (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+    const n = this.bpPerAddress.get(key) ?? 0;
+    this.bpPerAddress.set(key, n + 1);
+    if (n === 0) for (const v of this.dom.vcpus) v.cpu.setBreakpoint(lo, hi);
     return id;
   }
+  /** Removes breakpoint `id` (unknown ids ignored); the CPUs drop the address with its last id. O(1). */
   removeBreakpoint(id: number): void {
     const b = this.breakpoints.get(id);
     if (!b) return;
     this.breakpoints.delete(id);
-    const still = [...this.breakpoints.values()].some((x) => x.lo === b.lo && x.hi === b.hi);
-    if (!still) for (const v of this.dom.vcpus) v.cpu.clearBreakpoint(b.lo, b.hi);
+    const key = (BigInt(b.hi >>> 0) << 32n) | BigInt(b.lo >>> 0);
+    const n = (this.bpPerAddress.get(key) ?? 1) - 1;
+    if (n > 0) {
+      this.bpPerAddress.set(key, n);
+      return;
+    }
+    this.bpPerAddress.delete(key);
+    for (const v of this.dom.vcpus) v.cpu.clearBreakpoint(b.lo, b.hi);
   }
   /**
    * Data breakpoint on `length` bytes (1..4096) at `address`: 'virtual' uses
@@ -1050,6 +1063,12 @@ class PvMachine implements Machine {
       if (this.dom.owner[i] === this.dom.domid && this.dom.m2p(mfn) === pfn) return mfn;
     }
     return -1;
+  }
+
+  machineFrame(pfn: bigint): bigint | null {
+    if (pfn < 0n || pfn >= 1n << 40n) return null;
+    const mfn = this.pfnToMfn(Number(pfn));
+    return mfn < 0 ? null : BigInt(mfn);
   }
 
   private offsetOf(space: 'virtual' | 'physical' | 'machine', addr: bigint, v: Vcpu, write: boolean): number {

@@ -491,6 +491,10 @@ class FakeMachine implements Machine {
     return n;
   }
 
+  machineFrame(pfn: bigint): bigint | null {
+    return pfn >= 0n && pfn < BigInt(MEM >> 12) ? pfn + (MFN_BASE >> 12n) : null;
+  }
+
   gdt(): DescriptorEntry[] {
     const e = (
       index: number,
@@ -530,6 +534,17 @@ class FakeMachine implements Machine {
     this.checkVcpu(vcpu);
     if (root === 'user') return null;
     const mfn = root === 'kernel' ? this.r('cr3') >> 12n : root;
+    // Only the root frame is a page table (typed l4); any other frame is ordinary writable memory.
+    if (mfn !== this.r('cr3') >> 12n)
+      return {
+        level: 1,
+        mfn,
+        pfn: mfn - (MFN_BASE >> 12n),
+        type: 'writable',
+        pinned: false,
+        typeCount: 0,
+        entries: [],
+      };
     return {
       level: 4,
       mfn,
