@@ -304,23 +304,6 @@ export const SEGBASE_NAMES: Record<number, string> = {
   3: 'SEGBASE_GS_USER_SEL',
 };
 
-/** VIRQ_* (xen.h). */
-export const VIRQ_NAMES: Record<number, string> = {
-  0: 'VIRQ_TIMER',
-  1: 'VIRQ_DEBUG',
-  2: 'VIRQ_CONSOLE',
-  3: 'VIRQ_DOM_EXC',
-  4: 'VIRQ_TBUF',
-  5: 'VIRQ_DEBUGGER',
-  6: 'VIRQ_XENOPROF',
-  7: 'VIRQ_CON_RING',
-  8: 'VIRQ_PCPU_STATE',
-  9: 'VIRQ_MEM_EVENT',
-  10: 'VIRQ_ARGO',
-  11: 'VIRQ_ENOMEM',
-  12: 'VIRQ_XENPMU',
-};
-
 /** Special domain ids (xen.h). */
 export const DOMID_NAMES: Record<number, string> = {
   0x7ff0: 'DOMID_SELF',
