@@ -113,11 +113,14 @@ export interface CpuidResult {
 
 /**
  * CPUID policy: the driver may replace `leaf` to extend or filter (the Xen
- * model adds 0x40000000-0x40000005). Default: a GenuineIntel family 6 CPU
- * with the features the engine implements (no x87/SSE until implemented).
+ * model adds 0x40000000-0x40000005). Default: the GenuineIntel model of
+ * engine/cpu/cpuid.ts with exactly the features the engine implements.
+ * `cr4` is the CPU's CR4 when the CPUID instruction executes (leaf 1
+ * OSXSAVE follows it); callers outside an executing CPUID instruction (Xen's
+ * forced-emulation path, tests) omit it.
  */
 export interface CpuidPolicy {
-  leaf(eax: number, ecx: number): CpuidResult;
+  leaf(eax: number, ecx: number, cr4?: number): CpuidResult;
 }
 
 export interface CpuApi {

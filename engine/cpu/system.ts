@@ -1326,8 +1326,9 @@ function swapgs(cpu: CpuInternals): void {
 
 /** CR0 bits software can change (others read as before; ET is hardwired to 1). SDM vol. 3 §2.5. */
 const CR0_WRITABLE = Cr0.PE | Cr0.MP | Cr0.EM | Cr0.TS | Cr0.NE | Cr0.WP | Cr0.AM | Cr0.NW | Cr0.CD | Cr0.PG;
-/** CR4 bits the engine accepts; setting any other bit raises #GP(0). */
+/** CR4 bits the engine accepts (OSXSAVE: CPUID.1:ECX.XSAVE is offered); setting any other bit raises #GP(0). */
 export const CR4_ALLOWED =
+  Cr4.OSXSAVE |
   Cr4.VME |
   Cr4.PVI |
   Cr4.TSD |
@@ -1805,10 +1806,10 @@ function rdpmc(cpu: CpuInternals): void {
   cpu.fault(Vector.GP, 0);
 }
 
-/** CPUID (SDM vol. 2 "CPUID"): EAX/EBX/ECX/EDX := `cpu.cpuid.leaf(EAX, ECX)`, zero-extended. */
+/** CPUID (SDM vol. 2 "CPUID"): EAX/EBX/ECX/EDX := `cpu.cpuid.leaf(EAX, ECX, CR4)`, zero-extended. */
 function cpuid(cpu: CpuInternals): void {
   const s = cpu.state;
-  const r = cpu.cpuid.leaf(s.gprLo[Reg.RAX] >>> 0, s.gprLo[Reg.RCX] >>> 0);
+  const r = cpu.cpuid.leaf(s.gprLo[Reg.RAX] >>> 0, s.gprLo[Reg.RCX] >>> 0, s.cr4);
   setReg32(cpu, Reg.RAX, r.eax);
   setReg32(cpu, Reg.RBX, r.ebx);
   setReg32(cpu, Reg.RCX, r.ecx);
