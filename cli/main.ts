@@ -12,7 +12,13 @@ import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { createMachine, MachineConfigError, type TraceKind } from '../engine/machine';
 import type { DomainConfig } from '../engine/machine-api';
-import { parseXlConfig, parseDiskSpec, ConfigError } from '../engine/xen/config';
+import {
+  checkRegularFile,
+  ConfigError,
+  parseDiskSpec,
+  parseXlConfigDetailed,
+  validateDomainConfig,
+} from '../engine/xen/config';
 import { getRip } from '../engine/xen/regs';
 
 const USAGE = `usage: pvscope run [domain.cfg] [--kernel F] [--ramdisk F] [--cmdline S] [--memory MiB] [--vcpus N]
@@ -58,10 +64,11 @@ function parseArgs(argv: string[]): Options {
   if (argv[0] !== 'run')
     throw new UsageError(argv.length ? `unknown command '${argv[0]}'` : 'missing command');
   const o: Options = { disks: [], defaultGuest: false, demoGuest: false };
-  const num = (name: string, v: string | undefined, int = true): number => {
+  /** A number; `positive` false leaves the range to validateDomainConfig (memory, vcpus: one set of limits). */
+  const num = (name: string, v: string | undefined, int = true, positive = true): number => {
     if (v === undefined) throw new UsageError(`${name} needs a value`);
     const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0 || (int && !Number.isInteger(n)))
+    if (v.trim() === '' || !Number.isFinite(n) || (positive && n <= 0) || (int && !Number.isInteger(n)))
       throw new UsageError(`${name}: bad value '${v}'`);
     return n;
   };
@@ -83,10 +90,10 @@ function parseArgs(argv: string[]): Options {
         o.cmdline = val();
         break;
       case '--memory':
-        o.memory = num(a, argv[++i]);
+        o.memory = num(a, argv[++i], true, false);
         break;
       case '--vcpus':
-        o.vcpus = num(a, argv[++i]);
+        o.vcpus = num(a, argv[++i], true, false);
         break;
       case '--disk':
         o.disks.push(val());
@@ -97,8 +104,10 @@ function parseArgs(argv: string[]): Options {
       case '--input-file': {
         const f = val();
         try {
-          o.input = (o.input ?? '') + fs.readFileSync(f, 'latin1');
+          const abs = checkRegularFile('--input-file', f, process.cwd());
+          o.input = (o.input ?? '') + fs.readFileSync(abs, 'latin1');
         } catch (e) {
+          if (e instanceof ConfigError) throw new UsageError(e.message);
           throw new UsageError(`--input-file: cannot read ${f}: ${(e as Error).message}`);
         }
         break;
@@ -194,6 +203,102 @@ function demoGuestPath(): string {
   return elf;
 }
 
+/** The validated option behind each DomainConfig key (validateDomainConfig's error keys). */
+const OPTION_OF: Readonly<Record<string, string>> = {
+  kernel: '--kernel',
+  ramdisk: '--ramdisk',
+  cmdline: '--cmdline',
+  memory: '--memory',
+  vcpus: '--vcpus',
+  disks: '--disk',
+};
+
+/**
+ * The DomainConfig for the options: the xl file (its warnings, e.g. unknown
+ * keys, go to stderr) with the command-line options on top, validated by the
+ * same engine/xen/config.ts checks as the xl file and the debug adapter's
+ * launch attributes (same limits, same reasons, naming the option or the
+ * file's key), and every file to be read checked to be a regular file
+ * (`checkRegularFile`, the adapter's check). Exits 2 with the message.
+ */
+function buildConfig(o: Options): DomainConfig {
+  const cwd = process.cwd();
+  const cfgName = o.cfg;
+  const fromOption = (key: string): boolean =>
+    (key === 'kernel' && o.kernel !== undefined) ||
+    (key === 'ramdisk' && o.ramdisk !== undefined) ||
+    (key === 'disk' && o.disks.length > 0);
+  try {
+    let config: DomainConfig;
+    if (cfgName !== undefined) {
+      const abs = checkRegularFile('config file', cfgName, cwd);
+      const text = fs.readFileSync(abs, 'utf8');
+      let parsed;
+      try {
+        parsed = parseXlConfigDetailed(text, path.dirname(abs));
+      } catch (e) {
+        throw new UsageError(`${cfgName}: ${(e as Error).message}`);
+      }
+      for (const w of parsed.warnings) process.stderr.write(`pvscope: ${cfgName}: ${w}\n`);
+      config = parsed.config;
+      // The file's own images: refused up front when they are not regular files (unless an option replaces them).
+      const inFile = (key: string, p: string) => {
+        if (fromOption(key)) return;
+        try {
+          checkRegularFile(key, p, path.dirname(abs));
+        } catch (e) {
+          throw new UsageError(`${cfgName}: ${(e as Error).message}`);
+        }
+      };
+      if (typeof config.kernel === 'string') inFile('kernel', config.kernel);
+      if (typeof config.ramdisk === 'string') inFile('ramdisk', config.ramdisk);
+      for (const d of config.disks) inFile('disk', d.target);
+    } else {
+      const kernel = o.demoGuest ? demoGuestPath() : o.defaultGuest ? defaultGuestPath() : o.kernel;
+      if (!kernel)
+        throw new UsageError(
+          'no kernel: give a domain configuration file, --kernel, --default-guest or --demo-guest',
+        );
+      // A domain name from the file name, within validateDomainConfig's rules (64 characters, no "/" or controls).
+      const name =
+        path
+          .basename(kernel)
+          .replace(/[\x00-\x1f\x7f]/g, '_')
+          .slice(0, 64) || 'pvscope-guest';
+      config = { name, kernel, memory: 256, vcpus: 1, disks: [], vifs: [] };
+    }
+    if (o.kernel !== undefined) config.kernel = checkRegularFile('--kernel', o.kernel, cwd);
+    else if (typeof config.kernel === 'string' && cfgName === undefined)
+      config.kernel = checkRegularFile('kernel', config.kernel, cwd);
+    if (o.ramdisk !== undefined) config.ramdisk = checkRegularFile('--ramdisk', o.ramdisk, cwd);
+    if (o.cmdline !== undefined) config.cmdline = o.cmdline;
+    if (o.memory !== undefined) config.memory = o.memory;
+    if (o.vcpus !== undefined) config.vcpus = o.vcpus;
+    for (const spec of o.disks) {
+      let d;
+      try {
+        d = parseDiskSpec(spec, cwd);
+      } catch (e) {
+        if (e instanceof ConfigError) throw new UsageError(`--disk: ${e.reason}`);
+        throw e;
+      }
+      d.target = checkRegularFile('--disk', d.target, cwd);
+      config.disks.push(d);
+    }
+    try {
+      return validateDomainConfig(config);
+    } catch (e) {
+      if (e instanceof ConfigError) {
+        const opt = OPTION_OF[e.key];
+        throw new UsageError(opt ? `${opt}: ${e.reason}` : e.message);
+      }
+      throw e;
+    }
+  } catch (e) {
+    die(2, (e as Error).message);
+  }
+}
+
 function main(): void {
   let o: Options;
   try {
@@ -201,30 +306,7 @@ function main(): void {
   } catch (e) {
     die(2, `${(e as Error).message}\n${USAGE}`);
   }
-  let config: DomainConfig;
-  try {
-    if (o.cfg) {
-      const text = fs.readFileSync(o.cfg, 'utf8');
-      config = parseXlConfig(text, path.dirname(path.resolve(o.cfg)));
-    } else {
-      const kernel = o.demoGuest ? demoGuestPath() : o.defaultGuest ? defaultGuestPath() : o.kernel;
-      if (!kernel)
-        throw new UsageError(
-          'no kernel: give a domain configuration file, --kernel, --default-guest or --demo-guest',
-        );
-      config = { name: path.basename(kernel), kernel, memory: 256, vcpus: 1, disks: [], vifs: [] };
-    }
-    if (o.kernel) config.kernel = path.resolve(o.kernel);
-    if (o.ramdisk) config.ramdisk = path.resolve(o.ramdisk);
-    if (o.cmdline !== undefined) config.cmdline = o.cmdline;
-    if (o.memory) config.memory = o.memory;
-    if (o.vcpus) config.vcpus = o.vcpus;
-    for (const d of o.disks) config.disks.push(parseDiskSpec(d, process.cwd()));
-  } catch (e) {
-    if (e instanceof ConfigError || e instanceof UsageError) die(2, e.message);
-    die(2, (e as Error).message);
-  }
-
+  const config = buildConfig(o);
   let traceOut: ((line: string) => void) | undefined;
   let traceFd = -1;
   if (o.trace || o.traceFile) {

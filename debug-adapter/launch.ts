@@ -4,10 +4,11 @@
  * DomainConfig plus the adapter's own options. Every bad attribute gives a
  * {@link LaunchError} whose message names the attribute.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { DiskSpec, DomainConfig } from '../engine/machine-api';
 import {
+  checkRegularFile,
   ConfigError,
   MAX_MEMORY_MIB,
   MAX_VCPUS,
@@ -102,12 +103,14 @@ function bool(args: Record<string, unknown>, key: string): boolean | undefined {
   return v;
 }
 
+/** engine/xen/config.ts `checkRegularFile` (the CLI's check too), naming the launch attribute. Throws LaunchError. */
 function existingFile(key: string, p: string, base: string): string {
-  if (p.trim() === '') throw new LaunchError(key, 'empty path');
-  const abs = isAbsolute(p) ? p : resolve(base, p);
-  if (!existsSync(abs)) throw new LaunchError(key, `file not found: ${abs}`);
-  if (!statSync(abs).isFile()) throw new LaunchError(key, `not a regular file: ${abs}`);
-  return abs;
+  try {
+    return checkRegularFile(key, p, base);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new LaunchError(key, e.reason);
+    throw e;
+  }
 }
 
 /** Parses one xl disk spec through engine/xen/config.ts, naming the launch attribute on error. Throws LaunchError. */
@@ -118,7 +121,7 @@ export function parseDiskSpec(spec: string, base: string, key = 'disks'): DiskSp
   } catch (e) {
     throw new LaunchError(key, e instanceof ConfigError ? e.reason : (e as Error).message);
   }
-  if (!existsSync(d.target)) throw new LaunchError(key, `disk image not found: ${d.target}`);
+  d.target = existingFile(key, d.target, base);
   return d;
 }
 
@@ -156,6 +159,18 @@ export function validateLaunchArgs(raw: unknown, xlParser?: XlParser): LaunchPla
     } catch (e) {
       throw new LaunchError('config', `${abs}: ${(e as Error).message}`);
     }
+    // The file's own kernel, ramdisk and disk images get the same regular-file check, naming the xl key.
+    const inFile = (key: string, p: string): string => {
+      try {
+        return checkRegularFile(key, p, dirname(abs));
+      } catch (e) {
+        if (e instanceof ConfigError) throw new LaunchError('config', `${abs}: ${e.message}`);
+        throw e;
+      }
+    };
+    if (typeof base.kernel === 'string' && args.kernel == null) inFile('kernel', base.kernel);
+    if (typeof base.ramdisk === 'string' && args.ramdisk == null) inFile('ramdisk', base.ramdisk);
+    if (args.disks == null) for (const d of base.disks ?? []) inFile('disk', d.target);
   }
   const kernelAttr = str(args, 'kernel');
   let kernel: string | Uint8Array | undefined = base.kernel;

@@ -31,6 +31,7 @@
  * Every problem is a ConfigError naming the key (and the line when the
  * text came from a file) and the reason.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { DiskSpec, DomainConfig, ShutdownAction, VifSpec } from '../machine-api';
 import { vdevToDevid } from '../dom0/vdev';
@@ -512,6 +513,31 @@ export function parseXlConfigDetailed(text: string, baseDir: string): XlParseRes
     }
     throw e;
   }
+}
+
+/**
+ * Resolves `p` against `baseDir` and checks that it names an existing
+ * regular file: the one check the CLI and the debug adapter apply to every
+ * file they read (kernel, ramdisk, disk images, the xl file, symbol files)
+ * before opening it, so that `/dev/zero` (endless), a FIFO (blocks on open)
+ * or a directory is refused up front instead of hanging the host. Uses
+ * stat(2) only: nothing is opened.
+ * @param key the option or attribute named in the error (e.g. `kernel`, `--kernel`).
+ * @returns the absolute path.
+ * @throws ConfigError(key, 'empty path' | 'file not found: ABS' | 'not a regular file: ABS').
+ */
+export function checkRegularFile(key: string, p: string, baseDir: string): string {
+  if (p.trim() === '') throw new ConfigError(key, 'empty path');
+  const abs = path.isAbsolute(p) ? p : path.resolve(baseDir, p);
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.statSync(abs, { throwIfNoEntry: false });
+  } catch (e) {
+    throw new ConfigError(key, `cannot stat ${abs}: ${(e as Error).message}`);
+  }
+  if (st === undefined) throw new ConfigError(key, `file not found: ${abs}`);
+  if (!st.isFile()) throw new ConfigError(key, `not a regular file: ${abs}`);
+  return abs;
 }
 
 function resolvePath(p: string, baseDir: string | undefined): string {
