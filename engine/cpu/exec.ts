@@ -21,108 +21,29 @@ import { insnName } from './names';
 import { execX87 } from './fpu/x87';
 import { execXsave } from './fpu/xsave';
 import { execSimd } from './simd/index';
+import {
+  applySeg,
+  ea,
+  getR,
+  linOf,
+  mask,
+  offsetOf,
+  rdMem,
+  rdRM,
+  res,
+  setR,
+  sign,
+  ud,
+  wrMem,
+  wrRM,
+} from './ops/operands';
+import { setLazy, setSome, szp } from './ops/arith-flags';
+export { getR, operandAddress, readRm, setR, undefinedOpcode, writeRm } from './ops/operands';
 
-const SZI: Record<number, number> = { 1: 0, 2: 1, 4: 2, 8: 3 };
 /** Iterations of a REP string instruction done per call before yielding to the run loop. */
 const REP_CHUNK = 4096;
 
-function mask(s: number): number {
-  return s === 1 ? 0xff : s === 2 ? 0xffff : -1;
-}
-function sign(s: number): number {
-  return s === 1 ? 0x80 : s === 2 ? 0x8000 : -2147483648;
-}
-
 // ---------------- operand access ----------------
-
-let eaLo = 0;
-let eaHi = 0;
-
-/** Offset of the memory operand (no segment). */
-function offsetOf(cpu: Cpu, d: Insn): void {
-  const R = cpu.state.gprLo,
-    H = cpu.state.gprHi;
-  if (d.asz === 8) {
-    if (d.ripRel) {
-      const n = (d.nextLo >>> 0) + d.disp;
-      eaLo = n | 0;
-      eaHi = (d.nextHi + Math.floor(n / 4294967296)) | 0;
-      return;
-    }
-    // The signed displacement lives in t; floor() carries its sign extension into the high half.
-    let t = d.disp;
-    let h = 0;
-    if (d.base >= 0) {
-      t += R[d.base] >>> 0;
-      h += H[d.base];
-    }
-    if (d.index >= 0) {
-      t += (R[d.index] >>> 0) * (1 << d.scale);
-      h += H[d.index] << d.scale;
-    }
-    eaLo = t | 0;
-    eaHi = (h + Math.floor(t / 4294967296)) | 0;
-    return;
-  }
-  let t = d.disp;
-  if (d.base >= 0) t += R[d.base];
-  if (d.index >= 0) t += d.asz === 4 ? R[d.index] << d.scale : R[d.index];
-  eaLo = d.asz === 4 ? t | 0 : t & 0xffff;
-  eaHi = 0;
-}
-
-/** Linear address of the memory operand into eaLo/eaHi (segment base, limit check outside 64-bit mode). */
-function linOf(cpu: Cpu, d: Insn, size: number, write: boolean): void {
-  offsetOf(cpu, d);
-  const seg = d.seg >= 0 ? d.seg : d.defSeg;
-  applySeg(cpu, seg, size, write);
-}
-
-function applySeg(cpu: Cpu, seg: number, size: number, write: boolean): void {
-  const s = cpu.state;
-  if (cpu.curMode === 5) {
-    // A non-canonical address referencing SS is #SS(0), not #GP(0) (SDM vol. 3 §6.15 "Interrupt 12").
-    if (seg === 2 && (eaHi << 16) >> 16 !== eaHi) cpu.fault(12, 0);
-    if (seg === 4 || seg === 5) {
-      const t = (eaLo >>> 0) + (s.segBaseLo[seg] >>> 0);
-      eaLo = t | 0;
-      eaHi = (eaHi + s.segBaseHi[seg] + (t > 0xffffffff ? 1 : 0)) | 0;
-    }
-    return;
-  }
-  eaHi = 0;
-  if (cpu.flat && (seg === 0 || seg === 2 || seg === 3)) return;
-  eaLo = cpu.segLin(seg, eaLo, size, write);
-}
-
-/**
- * Linear address of the memory operand of `d` for an access of `size` bytes
- * (segment base added, limit checked outside 64-bit mode: #GP(0)/#SS(0)).
- * Returns the low half; the high half is left in `cpu.tmpHi`. For the unit
- * files (x87, SIMD, XSAVE) that access wide operands with `cpu.rdBytes` /
- * `cpu.wrBytes`.
- */
-export function operandAddress(cpu: Cpu, d: Insn, size: number, write: boolean): number {
-  linOf(cpu, d, size, write);
-  cpu.tmpHi = eaHi;
-  return eaLo;
-}
-
-/** Reads the r/m operand of `d` at size 1/2/4/8 (register or memory; 8: high half in `cpu.tmpHi`). */
-export function readRm(cpu: Cpu, d: Insn, s: number): number {
-  return rdRM(cpu, d, s, false);
-}
-
-/** Writes the r/m operand of `d` at size 1/2/4/8 (register or memory at the operand's address). */
-export function writeRm(cpu: Cpu, d: Insn, s: number, v: number, vh: number): void {
-  if (d.mod !== 3) linOf(cpu, d, s, true);
-  wrRM(cpu, d, s, v, vh);
-}
-
-/** Raises #UD for `d`, naming the instruction in `exitDetail`. */
-export function undefinedOpcode(cpu: Cpu, d: Insn): never {
-  return ud(cpu, d);
-}
 
 /**
  * LDS/LES/LSS/LFS/LGS (SDM vol. 2 "LDS/LES/LFS/LGS/LSS - Load Far Pointer"):
@@ -135,8 +56,8 @@ export function undefinedOpcode(cpu: Cpu, d: Insn): never {
 function farPointerLoad(cpu: Cpu, d: Insn, seg: number): number {
   const s = d.osz;
   linOf(cpu, d, s + 2, false);
-  const lo = eaLo,
-    hi = eaHi;
+  const lo = ea.lo,
+    hi = ea.hi;
   const off = rdMem(cpu, s);
   const offHi = cpu.tmpHi;
   const selLo = (lo + s) | 0;
@@ -149,98 +70,11 @@ function farPointerLoad(cpu: Cpu, d: Insn, seg: number): number {
   return 1;
 }
 
-function rdMem(cpu: Cpu, s: number): number {
-  return cpu.rdS(eaLo, eaHi, s);
-}
-function wrMem(cpu: Cpu, s: number, v: number, vh: number): void {
-  cpu.wrS(eaLo, eaHi, s, v, vh);
-}
-
-/** Register read at size s (8: lo, hi in cpu.tmpHi). */
-export function getR(cpu: Cpu, d: Insn, s: number, r: number): number {
-  const R = cpu.state.gprLo;
-  if (s === 1) {
-    if (!d.rex && r >= 4 && r < 8) return (R[r - 4] >> 8) & 0xff;
-    return R[r] & 0xff;
-  }
-  if (s === 2) return R[r] & 0xffff;
-  if (s === 8) cpu.tmpHi = cpu.state.gprHi[r];
-  return R[r];
-}
-
-export function setR(cpu: Cpu, d: Insn, s: number, r: number, v: number, vh: number): void {
-  const R = cpu.state.gprLo;
-  if (s === 1) {
-    if (!d.rex && r >= 4 && r < 8) R[r - 4] = (R[r - 4] & ~0xff00) | ((v & 0xff) << 8);
-    else R[r] = (R[r] & ~0xff) | (v & 0xff);
-  } else if (s === 2) R[r] = (R[r] & ~0xffff) | (v & 0xffff);
-  else if (s === 4) {
-    R[r] = v;
-    cpu.state.gprHi[r] = 0;
-  } else {
-    R[r] = v;
-    cpu.state.gprHi[r] = vh;
-  }
-}
-
-/** Reads the r/m operand (memory address kept in eaLo/eaHi for a following write). */
-function rdRM(cpu: Cpu, d: Insn, s: number, write: boolean): number {
-  if (d.mod === 3) return getR(cpu, d, s, d.rm);
-  linOf(cpu, d, s, write);
-  return rdMem(cpu, s);
-}
-
-function wrRM(cpu: Cpu, d: Insn, s: number, v: number, vh: number): void {
-  if (d.mod === 3) setR(cpu, d, s, d.rm, v, vh);
-  else wrMem(cpu, s, v, vh);
-}
-
 // ---------------- flags ----------------
-
-function setLazy(
-  cpu: Cpu,
-  kind: number,
-  s: number,
-  a: number,
-  b: number,
-  r: number,
-  ah: number,
-  bh: number,
-  rh: number,
-): void {
-  cpu.lfOp = kind | (SZI[s] << 4);
-  cpu.lfA = a;
-  cpu.lfB = b;
-  cpu.lfR = r;
-  cpu.lfAH = ah;
-  cpu.lfBH = bh;
-  cpu.lfRH = rh;
-}
-
-/** ZF SF PF of a result of size s. */
-function szp(s: number, r: number, rh: number): number {
-  let f = PARITY[r & 0xff];
-  if (s === 8) {
-    if ((r | rh) === 0) f |= 0x40;
-    if (rh < 0) f |= 0x80;
-  } else {
-    if ((r & mask(s)) === 0) f |= 0x40;
-    if (r & sign(s)) f |= 0x80;
-  }
-  return f;
-}
-
-/** Sets only the listed arithmetic flag bits (mask), keeping the others. */
-function setSome(cpu: Cpu, m: number, v: number): void {
-  const f = cpu.arith();
-  cpu.setArith((f & ~m) | (v & m));
-}
 
 // ---------------- ALU ----------------
 
-let resHi = 0;
-
-/** ALU op 0-7 (ADD OR ADC SBB AND SUB XOR CMP) at size s; returns result lo (hi in resHi); sets flags. */
+/** ALU op 0-7 (ADD OR ADC SBB AND SUB XOR CMP) at size s; returns result lo (hi in res.hi); sets flags. */
 function alu(cpu: Cpu, op: number, s: number, a: number, ah: number, b: number, bh: number): number {
   const m = mask(s);
   let r = 0,
@@ -320,7 +154,7 @@ function alu(cpu: Cpu, op: number, s: number, a: number, ah: number, b: number, 
       break;
     }
   }
-  resHi = rh;
+  res.hi = rh;
   return r;
 }
 
@@ -331,7 +165,7 @@ function bitAt(lo: number, hi: number, n: number): number {
   return n < 32 ? (lo >>> n) & 1 : (hi >>> (n - 32)) & 1;
 }
 
-/** Group 2 op g (ROL ROR RCL RCR SHL SHR SAL SAR) on (a, ah) by count c (already masked); sets flags; result hi in resHi. */
+/** Group 2 op g (ROL ROR RCL RCR SHL SHR SAL SAR) on (a, ah) by count c (already masked); sets flags; result hi in res.hi. */
 function shiftOp(cpu: Cpu, g: number, s: number, a: number, ah: number, c: number): number {
   const bits = s * 8;
   const m = mask(s);
@@ -358,7 +192,7 @@ function shiftOp(cpu: Cpu, g: number, s: number, a: number, ah: number, c: numbe
     const msb = bitAt(lo, hi, bits - 1);
     const of = g === 0 ? msb ^ cf : msb ^ bitAt(lo, hi, bits - 2);
     setSome(cpu, 0x801, cf | (of << 11));
-    resHi = hi;
+    res.hi = hi;
     return lo;
   }
   if (g === 2 || g === 3) {
@@ -378,7 +212,7 @@ function shiftOp(cpu: Cpu, g: number, s: number, a: number, ah: number, c: numbe
     const msb = bitAt(lo, hi, bits - 1);
     const of = g === 2 ? msb ^ cf : msb ^ bitAt(lo, hi, bits - 2);
     if (n) setSome(cpu, 0x801, cf | (of << 11));
-    resHi = hi;
+    res.hi = hi;
     return lo;
   }
   // SHL/SAL, SHR, SAR
@@ -432,7 +266,7 @@ function shiftOp(cpu: Cpu, g: number, s: number, a: number, ah: number, c: numbe
     }
   }
   cpu.setArith(cf | (of << 11) | szp(s, lo, hi));
-  resHi = hi;
+  res.hi = hi;
   return lo;
 }
 
@@ -584,22 +418,17 @@ function strAddr(cpu: Cpu, d: Insn, src: boolean, size: number, write: boolean):
   const st = cpu.state;
   const r = src ? 6 : 7;
   if (d.asz === 8) {
-    eaLo = st.gprLo[r];
-    eaHi = st.gprHi[r];
+    ea.lo = st.gprLo[r];
+    ea.hi = st.gprHi[r];
   } else {
-    eaLo = d.asz === 4 ? st.gprLo[r] : st.gprLo[r] & 0xffff;
-    eaHi = 0;
+    ea.lo = d.asz === 4 ? st.gprLo[r] : st.gprLo[r] & 0xffff;
+    ea.hi = 0;
   }
   const seg = src ? (d.seg >= 0 ? d.seg : 3) : 0;
   applySeg(cpu, seg, size, write);
 }
 
 // ---------------- #UD ----------------
-
-function ud(cpu: Cpu, d: Insn): never {
-  cpu.exitDetail = insnName(cpu, d);
-  return cpu.fault(6, -1);
-}
 
 /** Opcodes that accept LOCK with a memory destination (SDM vol. 2 LOCK). */
 function lockable(d: Insn): boolean {
@@ -668,21 +497,21 @@ export function execInsn(cpu: Cpu, d: Insn): number {
       b = getR(cpu, d, sz, d.reg);
       bh = cpu.tmpHi;
       const r = alu(cpu, aop, sz, a, ah, b, bh);
-      if (aop !== 7) wrRM(cpu, d, sz, r, resHi);
+      if (aop !== 7) wrRM(cpu, d, sz, r, res.hi);
     } else if (form < 4) {
       a = getR(cpu, d, sz, d.reg);
       ah = cpu.tmpHi;
       b = rdRM(cpu, d, sz, false);
       bh = cpu.tmpHi;
       const r = alu(cpu, aop, sz, a, ah, b, bh);
-      if (aop !== 7) setR(cpu, d, sz, d.reg, r, resHi);
+      if (aop !== 7) setR(cpu, d, sz, d.reg, r, res.hi);
     } else {
       a = getR(cpu, d, sz, 0);
       ah = cpu.tmpHi;
       b = sz === 1 ? d.imm & 0xff : sz === 2 ? d.imm & 0xffff : d.imm;
       bh = d.imm >> 31;
       const r = alu(cpu, aop, sz, a, ah, b, bh);
-      if (aop !== 7) setR(cpu, d, sz, 0, r, resHi);
+      if (aop !== 7) setR(cpu, d, sz, 0, r, res.hi);
     }
     return 1;
   }
@@ -828,7 +657,7 @@ export function execInsn(cpu: Cpu, d: Insn): number {
     case 0x8d: {
       if (d.mod === 3) return ud(cpu, d);
       offsetOf(cpu, d);
-      setR(cpu, d, s, d.reg, s === 2 ? eaLo & 0xffff : eaLo, eaHi);
+      setR(cpu, d, s, d.reg, s === 2 ? ea.lo & 0xffff : ea.lo, ea.hi);
       return 1;
     }
     case 0x8e: {
@@ -910,8 +739,8 @@ export function execInsn(cpu: Cpu, d: Insn): number {
     case 0xa2:
     case 0xa3: {
       const sz = op & 1 ? s : 1;
-      eaLo = d.imm;
-      eaHi = d.asz === 8 ? d.immHi : 0;
+      ea.lo = d.imm;
+      ea.hi = d.asz === 8 ? d.immHi : 0;
       applySeg(cpu, d.seg >= 0 ? d.seg : 3, sz, op >= 0xa2);
       if (op < 0xa2) setR(cpu, d, sz, 0, rdMem(cpu, sz), cpu.tmpHi);
       else wrMem(cpu, sz, getR(cpu, d, sz, 0), cpu.tmpHi);
@@ -966,7 +795,7 @@ export function execInsn(cpu: Cpu, d: Insn): number {
         return 1;
       }
       const r = shiftOp(cpu, g, sz, a, ah, c);
-      wrRM(cpu, d, sz, r, resHi);
+      wrRM(cpu, d, sz, r, res.hi);
       return 1;
     }
     case 0xc6:
@@ -1032,11 +861,11 @@ export function execInsn(cpu: Cpu, d: Insn): number {
       const al = R[0] & 0xff;
       if (d.asz === 8) {
         const t = (R[3] >>> 0) + al;
-        eaLo = t | 0;
-        eaHi = (H[3] + (t > 0xffffffff ? 1 : 0)) | 0;
+        ea.lo = t | 0;
+        ea.hi = (H[3] + (t > 0xffffffff ? 1 : 0)) | 0;
       } else {
-        eaLo = d.asz === 4 ? (R[3] + al) | 0 : (R[3] + al) & 0xffff;
-        eaHi = 0;
+        ea.lo = d.asz === 4 ? (R[3] + al) | 0 : (R[3] + al) & 0xffff;
+        ea.hi = 0;
       }
       applySeg(cpu, d.seg >= 0 ? d.seg : 3, 1, false);
       R[0] = (R[0] & ~0xff) | rdMem(cpu, 1);
@@ -1162,8 +991,8 @@ export function execInsn(cpu: Cpu, d: Insn): number {
     // INC/DEC r (not in 64-bit mode, where these are REX and never reach here).
     const r = op & 7;
     const a = getR(cpu, d, s, r);
-    const res = incdec(cpu, s, a, cpu.tmpHi, op >= 0x48);
-    setR(cpu, d, s, r, res, resHi);
+    const v = incdec(cpu, s, a, cpu.tmpHi, op >= 0x48);
+    setR(cpu, d, s, r, v, res.hi);
     return 1;
   }
   if (op >= 0x50 && op <= 0x57) {
@@ -1194,7 +1023,7 @@ export function execInsn(cpu: Cpu, d: Insn): number {
     const ah = cpu.tmpHi;
     const b = sz === 1 ? d.imm & 0xff : sz === 2 ? d.imm & 0xffff : d.imm;
     const r = alu(cpu, aop, sz, a, ah, b, d.imm >> 31);
-    if (aop !== 7) wrRM(cpu, d, sz, r, resHi);
+    if (aop !== 7) wrRM(cpu, d, sz, r, res.hi);
     return 1;
   }
   if (op >= 0x91 && op <= 0x97) {
@@ -1233,7 +1062,7 @@ function incdec(cpu: Cpu, s: number, a: number, ah: number, dec: boolean): numbe
   else r = (dec ? a - 1 : a + 1) & mask(s);
   setLazy(cpu, dec ? LF_DEC : LF_INC, s, a, 1, r, ah, 0, rh);
   cpu.lfCf = cf;
-  resHi = rh;
+  res.hi = rh;
   return r;
 }
 
@@ -1276,7 +1105,7 @@ function group3(cpu: Cpu, d: Insn, s: number): void {
     case 3: {
       const a = rdRM(cpu, d, s, true);
       const r = alu(cpu, 5, s, 0, 0, a, cpu.tmpHi);
-      wrRM(cpu, d, s, r, resHi);
+      wrRM(cpu, d, s, r, res.hi);
       return;
     }
     case 4:
@@ -1490,7 +1319,7 @@ function group45(cpu: Cpu, d: Insn, s: number): number {
   if (g < 2) {
     const a = rdRM(cpu, d, s, true);
     const r = incdec(cpu, s, a, cpu.tmpHi, g === 1);
-    wrRM(cpu, d, s, r, resHi);
+    wrRM(cpu, d, s, r, res.hi);
     return 1;
   }
   if (d.op === 0xfe) return ud(cpu, d);
@@ -1511,8 +1340,8 @@ function group45(cpu: Cpu, d: Insn, s: number): number {
       linOf(cpu, d, s + 2, false);
       const off = rdMem(cpu, s === 8 ? 8 : s);
       const offHi = s === 8 ? cpu.tmpHi : 0;
-      const n = (eaLo >>> 0) + s;
-      const sel = cpu.rdS(n | 0, (eaHi + (n > 0xffffffff ? 1 : 0)) | 0, 2);
+      const n = (ea.lo >>> 0) + s;
+      const sel = cpu.rdS(n | 0, (ea.hi + (n > 0xffffffff ? 1 : 0)) | 0, 2);
       if (g === 3) systemOps.farCall(cpu, sel, s === 2 ? off & 0xffff : off, offHi, s);
       else systemOps.farJump(cpu, sel, s === 2 ? off & 0xffff : off, offHi, s);
       return 1;
@@ -1752,7 +1581,7 @@ function stringLoop(
       case 0x6d: {
         strAddr(cpu, d, false, sz, true);
         // Probe the destination before reading the port (a fault must not consume input).
-        cpu.xlate(eaLo, eaHi, 1, st.cpl === 3);
+        cpu.xlate(ea.lo, ea.hi, 1, st.cpl === 3);
         const v = systemOps.in(cpu, R[2] & 0xffff, sz);
         wrMem(cpu, sz, v, 0);
         stepIndex(cpu, 7, d.asz, delta);
@@ -1947,7 +1776,7 @@ function exec0f(cpu: Cpu, d: Insn): number {
         return 1;
       }
       const r = shiftDouble(cpu, s, a, ah, b, bh, c, op < 0x1ac);
-      wrRM(cpu, d, s, r, resHi);
+      wrRM(cpu, d, s, r, res.hi);
       return 1;
     }
     case 0x1ae: {
@@ -2024,7 +1853,7 @@ function exec0f(cpu: Cpu, d: Insn): number {
       const src = getR(cpu, d, sz, d.reg);
       const sh = cpu.tmpHi;
       const r = alu(cpu, 0, sz, dst, dh, src, sh);
-      const rh = resHi;
+      const rh = res.hi;
       wrRM(cpu, d, sz, r, rh);
       if (!(d.mod === 3 && d.rm === d.reg)) setR(cpu, d, sz, d.reg, dst, dh);
       return 1;
@@ -2035,12 +1864,12 @@ function exec0f(cpu: Cpu, d: Insn): number {
         // CMPXCHG8B / CMPXCHG16B
         if (s === 8) {
           linOf(cpu, d, 16, true);
-          if (eaLo & 15) cpu.fault(13, 0);
+          if (ea.lo & 15) cpu.fault(13, 0);
           const m0 = rdMem(cpu, 8),
             m0h = cpu.tmpHi;
-          const n = (eaLo >>> 0) + 8;
+          const n = (ea.lo >>> 0) + 8;
           const a2l = n | 0,
-            a2h = (eaHi + (n > 0xffffffff ? 1 : 0)) | 0;
+            a2h = (ea.hi + (n > 0xffffffff ? 1 : 0)) | 0;
           const m1 = cpu.rdS(a2l, a2h, 8),
             m1h = cpu.tmpHi;
           if (m0 === R[0] && m0h === H[0] && m1 === R[2] && m1h === H[2]) {
@@ -2166,11 +1995,11 @@ function bitTest(cpu: Cpu, d: Insn): number {
     bit = off - wordIdx * bits;
     offsetOf(cpu, d);
     const delta = wordIdx * s;
-    const t = (eaLo >>> 0) + delta;
+    const t = (ea.lo >>> 0) + delta;
     if (d.asz === 8) {
-      eaLo = (t % 4294967296) | 0;
-      eaHi = (eaHi + Math.floor(t / 4294967296)) | 0;
-    } else eaLo = d.asz === 4 ? t | 0 : t & 0xffff;
+      ea.lo = (t % 4294967296) | 0;
+      ea.hi = (ea.hi + Math.floor(t / 4294967296)) | 0;
+    } else ea.lo = d.asz === 4 ? t | 0 : t & 0xffff;
     applySeg(cpu, d.seg >= 0 ? d.seg : d.defSeg, s, kind !== 0);
     v = rdMem(cpu, s);
     vh = s === 8 ? cpu.tmpHi : 0;
@@ -2237,7 +2066,7 @@ function shiftDouble(
   }
   const of = bitAt(lo, hi, bits - 1) ^ orig;
   cpu.setArith(cf | (of << 11) | szp(s, lo, hi));
-  resHi = hi;
+  res.hi = hi;
   return lo;
 }
 
@@ -2312,10 +2141,10 @@ function group7(cpu: Cpu, d: Insn): number {
       const opSize = cpu.curMode === 5 ? 8 : d.osz;
       linOf(cpu, d, opSize === 8 ? 10 : 6, g < 2);
       cpu.exitPrivOp = g === 2 ? 14 : g === 3 ? 15 : 99;
-      cpu.exitPrivLinLo = eaLo;
-      cpu.exitPrivLinHi = eaHi;
+      cpu.exitPrivLinLo = ea.lo;
+      cpu.exitPrivLinHi = ea.hi;
       const ops = [DescOp.SGDT, DescOp.SIDT, DescOp.LGDT, DescOp.LIDT];
-      systemOps.descriptorTableOp(cpu, ops[g], eaLo, eaHi, opSize);
+      systemOps.descriptorTableOp(cpu, ops[g], ea.lo, ea.hi, opSize);
       return 1;
     }
     case 4: {
@@ -2333,9 +2162,9 @@ function group7(cpu: Cpu, d: Insn): number {
     case 7: {
       linOf(cpu, d, 1, false);
       cpu.exitPrivOp = 13;
-      cpu.exitPrivLinLo = eaLo;
-      cpu.exitPrivLinHi = eaHi;
-      systemOps.invlpg(cpu, eaLo, eaHi);
+      cpu.exitPrivLinLo = ea.lo;
+      cpu.exitPrivLinHi = ea.hi;
+      systemOps.invlpg(cpu, ea.lo, ea.hi);
       return 1;
     }
   }
