@@ -23,6 +23,8 @@ export interface XenGuestSpec {
   asm: string;
   /** Optional freestanding C compiled with gcc and linked in (call its functions from `asm`). */
   c?: string;
+  /** gcc code-generation flags for `c`, replacing the default `-O1 -mgeneral-regs-only` (e.g. `-O2 -msse2`). */
+  cflags?: string[];
 }
 
 function notes(bits: 32 | 64): string {
@@ -110,14 +112,13 @@ export function buildXenGuest(spec: XenGuestSpec): Uint8Array {
         'gcc',
         [
           spec.bits === 64 ? '-m64' : '-m32',
-          '-O1',
+          ...(spec.cflags ?? ['-O1', '-mgeneral-regs-only']),
           '-ffreestanding',
           '-fno-pic',
           '-fno-pie',
           '-fno-stack-protector',
           '-fno-asynchronous-unwind-tables',
           '-mno-red-zone',
-          '-mgeneral-regs-only',
           '-nostdlib',
           '-c',
           csrc,
