@@ -33,6 +33,8 @@ export interface ProbeResult {
   runs: number;
   /** Longest host time of one run() call, ms. */
   maxSliceMs: number;
+  /** Longest CPU time (user + system, process.cpuUsage) of one run() call, ms: unaffected by other processes. */
+  maxSliceCpuMs?: number;
   totalMs: number;
   /** Stop kinds seen, in order of first appearance, with a count each. */
   stops: Record<string, number>;
@@ -124,11 +126,14 @@ function main(jobPath: string): void {
     const t0 = performance.now();
     for (let i = 0; i < job.maxRuns; i++) {
       if (i === job.pauseAtRun) m.pause();
+      const cpu0 = process.cpuUsage();
       const a = performance.now();
       const s = m.run(job.budget);
       const dt = performance.now() - a;
+      const cpu = process.cpuUsage(cpu0);
       out.runs++;
       out.maxSliceMs = Math.max(out.maxSliceMs, dt);
+      out.maxSliceCpuMs = Math.max(out.maxSliceCpuMs ?? 0, (cpu.user + cpu.system) / 1000);
       out.stops[s.kind] = (out.stops[s.kind] ?? 0) + 1;
       if (i === job.pauseAtRun) {
         out.pauseStop = s.kind;
