@@ -332,6 +332,156 @@ static void test_str(void) {
   put_u32("str.struct_copy_fnv", fnv(&b, sizeof b));
 }
 
+/* ---- rounding and precision control, DAZ/FTZ, special values ---- */
+
+static volatile double v_tiny = 2.2250738585072014e-308; /* DBL_MIN */
+static volatile double v_huge = 1e20, v_half = 2.5, v_mhalf = -2.5;
+static volatile long double v_ld_half = 2.5L, v_ld_mhalf = -3.5L, v_ld_big = 1.0e6L;
+static volatile u64 v_snan_bits = 0x7ff4000000000123ULL;
+static volatile float v_ftiny = 1.0e-38f;
+
+/* The "memory" clobber keeps the volatile input reads after a mode change. */
+static void set_fcw(u16 cw) { __asm__ volatile("fldcw %0" : : "m"(cw) : "memory"); }
+static void set_mxcsr(u32 m) { __asm__ volatile("ldmxcsr %0" : : "m"(m) : "memory"); }
+static u32 get_mxcsr(void) {
+  u32 m;
+  __asm__ volatile("stmxcsr %0" : "=m"(m));
+  return m;
+}
+static u16 get_fsw(void) {
+  u16 sw;
+  __asm__ volatile("fnstsw %0" : "=m"(sw));
+  return sw;
+}
+
+/* x87 and SSE sticky exception flags of a section, then cleared. */
+static void put_flags(const char *k) {
+  char key[40];
+  u32 n = 0;
+  while (k[n] && n < 30) {
+    key[n] = k[n];
+    n++;
+  }
+  ct_memcpy(key + n, ".fsw", 5);
+  put_u32(key, get_fsw() & 0x3f);
+  ct_memcpy(key + n, ".mxcsr", 7);
+  put_u32(key, get_mxcsr());
+  __asm__ volatile("fnclex");
+  set_mxcsr(0x1f80);
+}
+
+static s64 x87_fistp64(long double x) {
+  s64 r;
+  __asm__ volatile("fistpll %0" : "=m"(r) : "t"(x) : "st");
+  return r;
+}
+
+static u16 x87_fistp16(long double x) {
+  u16 r;
+  __asm__ volatile("fistps %0" : "=m"(r) : "t"(x) : "st");
+  return r;
+}
+
+static long double x87_frndint(long double x) {
+  __asm__("frndint" : "+t"(x));
+  return x;
+}
+
+static void test_modes(void) {
+  static const char *const rc_name[4] = {"nearest", "down", "up", "zero"};
+  char key[48];
+  for (u32 rc = 0; rc < 4; rc++) {
+    u32 n = 0;
+    for (const char *q = "mode."; *q; q++) key[n++] = *q;
+    for (const char *q = rc_name[rc]; *q; q++) key[n++] = *q;
+    key[n] = 0;
+    /* x87: RC in FCW bits 10-11 */
+    set_fcw((u16)(0x037f | (rc << 10)));
+    ct_memcpy(key + n, ".x87_third", 11);
+    put_ld(key, 1.0L / v_three);
+    ct_memcpy(key + n, ".x87_mthird", 12);
+    put_ld(key, -1.0L / v_three);
+    ct_memcpy(key + n, ".x87_fistp", 11);
+    put_u64(key, (u64)x87_fistp64(v_ld_half) << 32 | (u32)x87_fistp64(v_ld_mhalf));
+    ct_memcpy(key + n, ".x87_frndint", 13);
+    put_ld(key, x87_frndint(v_ld_mhalf * v_tenth * 10.0L));
+    ct_memcpy(key + n, ".x87_to_double", 15);
+    put_d(key, (double)(1.0L / v_three));
+    set_fcw(0x037f);
+    /* SSE: RC in MXCSR bits 13-14 */
+    set_mxcsr(0x1f80 | (rc << 13));
+    double d3 = v_d[2] / 3.0e10 * 3.0; /* 3.0 */
+    ct_memcpy(key + n, ".sse_third", 11);
+    put_d(key, 1.0 / d3);
+    ct_memcpy(key + n, ".sse_thirdf", 12);
+    put_f(key, 1.0f / (float)d3);
+    ct_memcpy(key + n, ".cvtsd2si", 10);
+    put_u64(key, (u64)(u32)_mm_cvtsd_si32(_mm_set_sd(v_half)) << 32 | (u32)_mm_cvtsd_si32(_mm_set_sd(v_mhalf)));
+    ct_memcpy(key + n, ".cvtsd2ss", 10);
+    put_f(key, (float)(1.0 / d3));
+    ct_memcpy(key + n, ".sqrt", 6);
+    put_d(key, __builtin_sqrt(v_d[3]));
+    key[n] = 0;
+    put_flags(key); /* MXCSR with this RC */
+  }
+
+  /* x87 precision control: 24 and 53 bits */
+  set_fcw(0x007f);
+  put_ld("mode.pc24_third", 1.0L / v_three);
+  put_ld("mode.pc24_sum", v_big + v_tenth);
+  set_fcw(0x027f);
+  put_ld("mode.pc53_third", 1.0L / v_three);
+  put_ld("mode.pc53_sum", v_big + v_tenth);
+  set_fcw(0x037f);
+  put_flags("mode.pc");
+
+  /* integer indefinite and out-of-range stores (masked IE) */
+  put_u32("special.cvttsd2si_big", (u32)_mm_cvttsd_si32(_mm_set_sd(v_huge)));
+#ifdef __x86_64__
+  put_u64("special.cvttsd2si64_nan", (u64)_mm_cvttsd_si64(_mm_set_sd(v_huge - v_huge * 2.0 + v_huge * 0.0 / 0.0)));
+#else
+  put_u64("special.cvttsd2si64_nan", 0x8000000000000000ULL);
+#endif
+  put_u32("special.fistp16_big", x87_fistp16(v_ld_big));
+  put_flags("special.indefinite");
+
+  /* denormals, then DAZ and FTZ */
+  put_d("special.denormal_div", v_tiny / 3.0);
+  put_d("special.denormal_mul", v_tiny * 0.75);
+  put_f("special.denormal_float", v_ftiny * 0.001f);
+  put_ld("special.x87_denormal_load", (long double)(v_tiny / 4096.0));
+  put_flags("special.denormal");
+  set_mxcsr(0x1f80 | 0x8000); /* FTZ */
+  put_d("special.ftz_div", v_tiny / 3.0);
+  put_f("special.ftz_float", v_ftiny * 0.001f);
+  put_flags("special.ftz");
+  static volatile double v_den;
+  v_den = v_tiny / 3.0; /* FTZ off again: a denormal */
+  set_mxcsr(0x1f80 | 0x40); /* DAZ */
+  put_d("special.daz_add", v_den + 0.0);
+  put_d("special.daz_mul", v_den * 1e300);
+  put_d("special.daz_sub_normal", v_d[0] - v_den);
+  put_flags("special.daz");
+
+  /* infinities, NaNs and their payloads */
+  double inf = 1.0 / (v_d[0] - 1.5);
+  put_d("special.inf", inf);
+  put_flags("special.divzero");
+  put_d("special.inf_minus_inf", inf - inf);
+  double snan;
+  u64 sb = v_snan_bits;
+  ct_memcpy(&snan, &sb, 8);
+  put_d("special.snan_plus_1", snan + 1.0);
+  put_d("special.one_plus_snan", 1.0 + snan);
+  put_flags("special.nan");
+  long double lsnan = (long double)snan; /* fld m64 of an sNaN: quieted, IE */
+  put_ld("special.x87_snan_load", lsnan);
+  put_ld("special.x87_nan_add", lsnan + v_two);
+  put_ld("special.x87_inf_mul_zero", (long double)inf * (long double)(v_d[0] - 1.5));
+  put_ld("special.x87_div_zero", v_two / (long double)(v_d[0] - 1.5));
+  put_flags("special.x87nan");
+}
+
 /* Runs every test; FCW/MXCSR set as a kernel does at start of day. */
 static void ctest_all(void) {
   u16 cw;
@@ -345,6 +495,8 @@ static void ctest_all(void) {
   test_x87();
   test_sse();
   test_str();
+  put_flags("main");
+  test_modes();
   u16 sw;
   __asm__ volatile("fnstsw %0" : "=m"(sw));
   __asm__ volatile("stmxcsr %0" : "=m"(csr));
