@@ -38,7 +38,12 @@ import {
   wrRM,
 } from './ops/operands';
 import { setLazy, setSome, szp } from './ops/arith-flags';
+import { alu, incdec } from './ops/alu';
+import { opHandlers } from './ops/table';
+import { registerIntegerOps } from './ops/index';
 export { getR, operandAddress, readRm, setR, undefinedOpcode, writeRm } from './ops/operands';
+
+registerIntegerOps();
 
 /** Iterations of a REP string instruction done per call before yielding to the run loop. */
 const REP_CHUNK = 4096;
@@ -73,90 +78,6 @@ function farPointerLoad(cpu: Cpu, d: Insn, seg: number): number {
 // ---------------- flags ----------------
 
 // ---------------- ALU ----------------
-
-/** ALU op 0-7 (ADD OR ADC SBB AND SUB XOR CMP) at size s; returns result lo (hi in res.hi); sets flags. */
-function alu(cpu: Cpu, op: number, s: number, a: number, ah: number, b: number, bh: number): number {
-  const m = mask(s);
-  let r = 0,
-    rh = 0;
-  switch (op) {
-    case 0:
-      if (s === 8) {
-        const t = (a >>> 0) + (b >>> 0);
-        r = t | 0;
-        rh = (ah + bh + (t > 0xffffffff ? 1 : 0)) | 0;
-      } else r = s === 4 ? (a + b) | 0 : (a + b) & m;
-      setLazy(cpu, LF_ADD, s, a, b, r, ah, bh, rh);
-      break;
-    case 5:
-    case 7:
-      if (s === 8) {
-        const t = (a >>> 0) - (b >>> 0);
-        r = t | 0;
-        rh = (ah - bh - (t < 0 ? 1 : 0)) | 0;
-      } else r = s === 4 ? (a - b) | 0 : (a - b) & m;
-      setLazy(cpu, LF_SUB, s, a, b, r, ah, bh, rh);
-      break;
-    case 1:
-      r = a | b;
-      rh = ah | bh;
-      setLazy(cpu, LF_LOGIC, s, a, b, r, ah, bh, rh);
-      break;
-    case 4:
-      r = a & b;
-      rh = ah & bh;
-      setLazy(cpu, LF_LOGIC, s, a, b, r, ah, bh, rh);
-      break;
-    case 6:
-      r = a ^ b;
-      rh = ah ^ bh;
-      setLazy(cpu, LF_LOGIC, s, a, b, r, ah, bh, rh);
-      break;
-    case 2:
-    case 3: {
-      const c = cpu.getCF();
-      let cf = 0,
-        of = 0;
-      const sub = op === 3;
-      if (s === 8) {
-        if (!sub) {
-          const t = (a >>> 0) + (b >>> 0) + c;
-          r = t | 0;
-          const t2 = (ah >>> 0) + (bh >>> 0) + (t > 0xffffffff ? 1 : 0);
-          rh = t2 | 0;
-          cf = t2 > 0xffffffff ? 1 : 0;
-          of = (ah ^ rh) & (bh ^ rh) & 0x80000000 ? 1 : 0;
-        } else {
-          const t = (a >>> 0) - (b >>> 0) - c;
-          r = t | 0;
-          const t2 = (ah >>> 0) - (bh >>> 0) - (t < 0 ? 1 : 0);
-          rh = t2 | 0;
-          cf = t2 < 0 ? 1 : 0;
-          of = (ah ^ bh) & (ah ^ rh) & 0x80000000 ? 1 : 0;
-        }
-      } else {
-        const ua = s === 4 ? a >>> 0 : a & m,
-          ub = s === 4 ? b >>> 0 : b & m;
-        const mm = s === 4 ? 0xffffffff : m;
-        if (!sub) {
-          const t = ua + ub + c;
-          r = s === 4 ? t | 0 : t & m;
-          cf = t > mm ? 1 : 0;
-          of = (a ^ r) & (b ^ r) & sign(s) ? 1 : 0;
-        } else {
-          const t = ua - ub - c;
-          r = s === 4 ? t | 0 : t & m;
-          cf = t < 0 ? 1 : 0;
-          of = (a ^ b) & (a ^ r) & sign(s) ? 1 : 0;
-        }
-      }
-      cpu.setArith(cf | (of << 11) | ((a ^ b ^ r) & 0x10) | szp(s, r, rh));
-      break;
-    }
-  }
-  res.hi = rh;
-  return r;
-}
 
 // ---------------- shifts / rotates ----------------
 
@@ -479,42 +400,13 @@ export function execInsn(cpu: Cpu, d: Insn): number {
     st.ripLo = d.nextLo;
     st.ripHi = d.nextHi;
   }
+  const h = opHandlers[d.op];
+  if (h !== undefined) return h(cpu, d);
   const op = d.op;
   const s = d.osz;
   const R = st.gprLo;
   const H = st.gprHi;
   const long = cpu.curMode === 5;
-
-  // ALU block 00-3F.
-  if (op < 0x40 && (op & 7) < 6) {
-    const aop = op >> 3;
-    const form = op & 7;
-    const sz = form & 1 ? s : 1;
-    let a: number, ah: number, b: number, bh: number;
-    if (form < 2) {
-      a = rdRM(cpu, d, sz, aop !== 7);
-      ah = cpu.tmpHi;
-      b = getR(cpu, d, sz, d.reg);
-      bh = cpu.tmpHi;
-      const r = alu(cpu, aop, sz, a, ah, b, bh);
-      if (aop !== 7) wrRM(cpu, d, sz, r, res.hi);
-    } else if (form < 4) {
-      a = getR(cpu, d, sz, d.reg);
-      ah = cpu.tmpHi;
-      b = rdRM(cpu, d, sz, false);
-      bh = cpu.tmpHi;
-      const r = alu(cpu, aop, sz, a, ah, b, bh);
-      if (aop !== 7) setR(cpu, d, sz, d.reg, r, res.hi);
-    } else {
-      a = getR(cpu, d, sz, 0);
-      ah = cpu.tmpHi;
-      b = sz === 1 ? d.imm & 0xff : sz === 2 ? d.imm & 0xffff : d.imm;
-      bh = d.imm >> 31;
-      const r = alu(cpu, aop, sz, a, ah, b, bh);
-      if (aop !== 7) setR(cpu, d, sz, 0, r, res.hi);
-    }
-    return 1;
-  }
 
   switch (op) {
     // ----- segment push/pop (32-bit modes) -----
@@ -545,13 +437,6 @@ export function execInsn(cpu: Cpu, d: Insn): number {
       adjustSp(cpu, s);
       return 1;
     }
-    case 0x27:
-    case 0x2f:
-    case 0x37:
-    case 0x3f:
-      if (long) return ud(cpu, d);
-      bcdAdjust(cpu, op);
-      return 1;
     case 0x60: {
       if (long) return ud(cpu, d);
       const sp = getR(cpu, d, s, 4);
@@ -608,15 +493,6 @@ export function execInsn(cpu: Cpu, d: Insn): number {
     case 0x6e:
     case 0x6f:
       return stringOp(cpu, d);
-    case 0x84:
-    case 0x85: {
-      const sz = op & 1 ? s : 1;
-      const a = rdRM(cpu, d, sz, false);
-      const ah = cpu.tmpHi;
-      const b = getR(cpu, d, sz, d.reg);
-      alu(cpu, 4, sz, a, ah, b, cpu.tmpHi);
-      return 1;
-    }
     case 0x86:
     case 0x87: {
       const sz = op & 1 ? s : 1;
@@ -757,13 +633,6 @@ export function execInsn(cpu: Cpu, d: Insn): number {
     case 0xae:
     case 0xaf:
       return stringOp(cpu, d);
-    case 0xa8:
-    case 0xa9: {
-      const sz = op & 1 ? s : 1;
-      const a = getR(cpu, d, sz, 0);
-      alu(cpu, 4, sz, a, cpu.tmpHi, sz === 1 ? d.imm & 0xff : sz === 2 ? d.imm & 0xffff : d.imm, d.imm >> 31);
-      return 1;
-    }
     case 0xc2:
     case 0xc3: {
       const ss = long ? 8 : s;
@@ -849,11 +718,6 @@ export function execInsn(cpu: Cpu, d: Insn): number {
       return 1;
     case 0xcf:
       systemOps.iret(cpu, s);
-      return 1;
-    case 0xd4:
-    case 0xd5:
-      if (long) return ud(cpu, d);
-      aamAad(cpu, d);
       return 1;
     case 0xd6:
       return ud(cpu, d);
@@ -987,14 +851,6 @@ export function execInsn(cpu: Cpu, d: Insn): number {
     case 0xff:
       return group45(cpu, d, op === 0xfe ? 1 : s);
   }
-  if (op >= 0x40 && op <= 0x4f) {
-    // INC/DEC r (not in 64-bit mode, where these are REX and never reach here).
-    const r = op & 7;
-    const a = getR(cpu, d, s, r);
-    const v = incdec(cpu, s, a, cpu.tmpHi, op >= 0x48);
-    setR(cpu, d, s, r, v, res.hi);
-    return 1;
-  }
   if (op >= 0x50 && op <= 0x57) {
     const r = (op & 7) | ((d.rex & 1) << 3);
     const v = getR(cpu, d, s, r);
@@ -1015,17 +871,6 @@ export function execInsn(cpu: Cpu, d: Insn): number {
     }
     return 1;
   }
-  if (op >= 0x80 && op <= 0x83) {
-    if (op === 0x82 && long) return ud(cpu, d);
-    const sz = op === 0x80 || op === 0x82 ? 1 : s;
-    const aop = d.reg & 7;
-    const a = rdRM(cpu, d, sz, aop !== 7);
-    const ah = cpu.tmpHi;
-    const b = sz === 1 ? d.imm & 0xff : sz === 2 ? d.imm & 0xffff : d.imm;
-    const r = alu(cpu, aop, sz, a, ah, b, d.imm >> 31);
-    if (aop !== 7) wrRM(cpu, d, sz, r, res.hi);
-    return 1;
-  }
   if (op >= 0x91 && op <= 0x97) {
     const r = (op & 7) | ((d.rex & 1) << 3);
     const a = getR(cpu, d, s, r);
@@ -1044,26 +889,6 @@ export function execInsn(cpu: Cpu, d: Insn): number {
   if (op >= 0xd8 && op <= 0xdf) return execX87(cpu, d);
   if (op >= 0x100) return exec0f(cpu, d);
   return ud(cpu, d);
-}
-
-function incdec(cpu: Cpu, s: number, a: number, ah: number, dec: boolean): number {
-  const cf = cpu.getCF();
-  let r: number,
-    rh = 0;
-  if (s === 8) {
-    if (dec) {
-      r = (a - 1) | 0;
-      rh = a === 0 ? (ah - 1) | 0 : ah;
-    } else {
-      r = (a + 1) | 0;
-      rh = r === 0 ? (ah + 1) | 0 : ah;
-    }
-  } else if (s === 4) r = dec ? (a - 1) | 0 : (a + 1) | 0;
-  else r = (dec ? a - 1 : a + 1) & mask(s);
-  setLazy(cpu, dec ? LF_DEC : LF_INC, s, a, 1, r, ah, 0, rh);
-  cpu.lfCf = cf;
-  res.hi = rh;
-  return r;
 }
 
 function popf(cpu: Cpu, v: number, s: number): void {
@@ -1395,76 +1220,6 @@ function enter(cpu: Cpu, d: Insn): void {
     H[4] = saveHi[0];
     H[5] = saveHi[1];
     throw e;
-  }
-}
-
-function bcdAdjust(cpu: Cpu, op: number): void {
-  const R = cpu.state.gprLo;
-  const f = cpu.arith();
-  let al = R[0] & 0xff;
-  let cf = f & 1;
-  const af = (f & 0x10) !== 0;
-  const oldAl = al;
-  let newAf = 0;
-  switch (op) {
-    case 0x27: // DAA
-      if ((al & 0xf) > 9 || af) {
-        al = (al + 6) & 0xff;
-        newAf = 0x10;
-      }
-      if (oldAl > 0x99 || cf) {
-        al = (al + 0x60) & 0xff;
-        cf = 1;
-      } else cf = 0;
-      break;
-    case 0x2f: {
-      // DAS (SDM: CF keeps the borrow of the low step unless the high step sets it)
-      let c2 = 0;
-      if ((al & 0xf) > 9 || af) {
-        c2 = cf | (al < 6 ? 1 : 0);
-        al = (al - 6) & 0xff;
-        newAf = 0x10;
-      }
-      if (oldAl > 0x99 || cf) {
-        al = (al - 0x60) & 0xff;
-        c2 = 1;
-      }
-      cf = c2;
-      break;
-    }
-    case 0x37: // AAA
-    case 0x3f: {
-      // AAS
-      if ((al & 0xf) > 9 || af) {
-        const ax = R[0] & 0xffff;
-        const nax = op === 0x37 ? ax + 0x106 : ax - 0x106;
-        R[0] = (R[0] & ~0xffff) | (nax & 0xffff);
-        cf = 1;
-        newAf = 0x10;
-      } else cf = 0;
-      R[0] &= ~0xf0;
-      cpu.setArith(cf | newAf | szp(1, R[0] & 0xff, 0));
-      return;
-    }
-  }
-  R[0] = (R[0] & ~0xff) | al;
-  cpu.setArith(cf | newAf | szp(1, al, 0));
-}
-
-function aamAad(cpu: Cpu, d: Insn): void {
-  const R = cpu.state.gprLo;
-  const base = d.imm & 0xff;
-  if (d.op === 0xd4) {
-    if (base === 0) cpu.fault(0, -1);
-    const al = R[0] & 0xff;
-    const ah = Math.floor(al / base);
-    const nal = al % base;
-    R[0] = (R[0] & ~0xffff) | (ah << 8) | nal;
-    cpu.setArith(szp(1, nal, 0));
-  } else {
-    const al = ((R[0] & 0xff) + ((R[0] >> 8) & 0xff) * base) & 0xff;
-    R[0] = (R[0] & ~0xffff) | al;
-    cpu.setArith(szp(1, al, 0));
   }
 }
 
@@ -1801,23 +1556,6 @@ function exec0f(cpu: Cpu, d: Insn): number {
       imul2(cpu, d, s, a, ah, b, cpu.tmpHi);
       return 1;
     }
-    case 0x1b0:
-    case 0x1b1: {
-      const sz = op & 1 ? s : 1;
-      const dst = rdRM(cpu, d, sz, true);
-      const dh = cpu.tmpHi;
-      const acc = getR(cpu, d, sz, 0);
-      const acch = cpu.tmpHi;
-      alu(cpu, 7, sz, acc, acch, dst, dh);
-      const eq = (cpu.arith() & 0x40) !== 0;
-      if (eq) wrRM(cpu, d, sz, getR(cpu, d, sz, d.reg), cpu.tmpHi);
-      else {
-        // The destination is written back with its own value (locked cycle), then the accumulator loaded.
-        if (d.mod !== 3) wrMem(cpu, sz, dst, dh);
-        setR(cpu, d, sz, 0, dst, dh);
-      }
-      return 1;
-    }
     case 0x1b2:
     case 0x1b4:
     case 0x1b5:
@@ -1845,66 +1583,6 @@ function exec0f(cpu: Cpu, d: Insn): number {
     case 0x1bc:
     case 0x1bd:
       return bitScan(cpu, d);
-    case 0x1c0:
-    case 0x1c1: {
-      const sz = op & 1 ? s : 1;
-      const dst = rdRM(cpu, d, sz, true);
-      const dh = cpu.tmpHi;
-      const src = getR(cpu, d, sz, d.reg);
-      const sh = cpu.tmpHi;
-      const r = alu(cpu, 0, sz, dst, dh, src, sh);
-      const rh = res.hi;
-      wrRM(cpu, d, sz, r, rh);
-      if (!(d.mod === 3 && d.rm === d.reg)) setR(cpu, d, sz, d.reg, dst, dh);
-      return 1;
-    }
-    case 0x1c7: {
-      const g = d.reg & 7;
-      if (g === 1 && d.mod !== 3) {
-        // CMPXCHG8B / CMPXCHG16B
-        if (s === 8) {
-          linOf(cpu, d, 16, true);
-          if (ea.lo & 15) cpu.fault(13, 0);
-          const m0 = rdMem(cpu, 8),
-            m0h = cpu.tmpHi;
-          const n = (ea.lo >>> 0) + 8;
-          const a2l = n | 0,
-            a2h = (ea.hi + (n > 0xffffffff ? 1 : 0)) | 0;
-          const m1 = cpu.rdS(a2l, a2h, 8),
-            m1h = cpu.tmpHi;
-          if (m0 === R[0] && m0h === H[0] && m1 === R[2] && m1h === H[2]) {
-            cpu.wrS(a2l, a2h, 8, R[1], H[1]);
-            wrMem(cpu, 8, R[3], H[3]);
-            setSome(cpu, 0x40, 0x40);
-          } else {
-            cpu.wrS(a2l, a2h, 8, m1, m1h);
-            wrMem(cpu, 8, m0, m0h);
-            R[0] = m0;
-            H[0] = m0h;
-            R[2] = m1;
-            H[2] = m1h;
-            setSome(cpu, 0x40, 0);
-          }
-        } else {
-          linOf(cpu, d, 8, true);
-          const lo = rdMem(cpu, 8),
-            hi = cpu.tmpHi;
-          if (lo === R[0] && hi === R[2]) {
-            wrMem(cpu, 8, R[3], R[1]);
-            setSome(cpu, 0x40, 0x40);
-          } else {
-            wrMem(cpu, 8, lo, hi);
-            setR(cpu, d, 4, 0, lo, 0);
-            setR(cpu, d, 4, 2, hi, 0);
-            setSome(cpu, 0x40, 0);
-          }
-        }
-        return 1;
-      }
-      // XRSTORS (3), XSAVEC (4), XSAVES (5): memory forms without a prefix.
-      if (g >= 3 && g <= 5 && d.mod !== 3 && !d.rep && !d.p66) return execXsave(cpu, d);
-      return ud(cpu, d); // RDRAND/RDSEED/VMPTRLD...: not supported
-    }
   }
   if (isSse(op) || op === 0x177) return execSimd(cpu, d);
   return ud(cpu, d);
@@ -2128,8 +1806,8 @@ function group7(cpu: Cpu, d: Insn): number {
       return 1;
     }
     if (g === 2 && (rm === 0 || rm === 1)) {
-      // XGETBV/XSETBV: no XSAVE support.
-      return ud(cpu, d);
+      // XGETBV/XSETBV (engine/cpu/system.ts)
+      return (rm === 0 ? systemOps.xgetbv : systemOps.xsetbv)(cpu, d.p66 || d.rep !== 0);
     }
     return ud(cpu, d);
   }

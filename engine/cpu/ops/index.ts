@@ -1,0 +1,11 @@
+/**
+ * Loads every instruction class into the opcode table (table.ts). A new
+ * instruction set is a new file under ops/ with a `register...()` and one
+ * line here.
+ */
+import { registerAlu } from './alu';
+
+/** Registers every class's opcodes once (exec.ts calls it at load). */
+export function registerIntegerOps(): void {
+  registerAlu();
+}
