@@ -392,3 +392,283 @@ export function generateX87Cases(count: number, seed: number, bitness: 32 | 64):
 
 /** Scratch base as the case bodies expect it in RBX/EBX. */
 export const X87_BASE = SCRATCH_BASE;
+
+// ---- High-precision reference for the transcendentals (BigInt; tests only) ----
+
+/** A binary float for the reference: m * 2^e (m a signed BigInt). */
+export interface BF {
+  m: bigint;
+  e: number;
+}
+
+/** Working precision of the reference (bits). */
+export const REF_PREC = 400;
+
+function bitLen(v: bigint): number {
+  return v === 0n ? 0 : (v < 0n ? -v : v).toString(2).length;
+}
+
+/** Truncates to REF_PREC bits (toward zero). */
+function bfNorm(x: BF): BF {
+  const n = bitLen(x.m);
+  if (n <= REF_PREC) return x;
+  const sh = n - REF_PREC;
+  const neg = x.m < 0n;
+  const a = (neg ? -x.m : x.m) >> BigInt(sh);
+  return { m: neg ? -a : a, e: x.e + sh };
+}
+const bf = (m: bigint, e = 0): BF => bfNorm({ m, e });
+function bfAdd(a: BF, b: BF): BF {
+  if (a.m === 0n) return b;
+  if (b.m === 0n) return a;
+  const e = Math.min(a.e, b.e);
+  // Drop a term far below the other (beyond the precision), keeping a nudge of the last bit for its sign.
+  const ta = bitLen(a.m) + a.e,
+    tb = bitLen(b.m) + b.e;
+  const nudge = (big: BF, small: BF): BF => {
+    const sh = REF_PREC + 8 - bitLen(big.m);
+    return bfNorm({ m: (big.m << BigInt(sh)) + (small.m < 0n ? -1n : 1n), e: big.e - sh });
+  };
+  if (tb < ta - REF_PREC - 8) return nudge(a, b);
+  if (ta < tb - REF_PREC - 8) return nudge(b, a);
+  return bfNorm({ m: (a.m << BigInt(a.e - e)) + (b.m << BigInt(b.e - e)), e });
+}
+const bfNeg = (a: BF): BF => ({ m: -a.m, e: a.e });
+const bfSub = (a: BF, b: BF): BF => bfAdd(a, bfNeg(b));
+const bfMul = (a: BF, b: BF): BF => bfNorm({ m: a.m * b.m, e: a.e + b.e });
+function bfDiv(a: BF, b: BF): BF {
+  const sh = REF_PREC + bitLen(b.m) - bitLen(a.m) + 2;
+  return bfNorm({ m: (a.m << BigInt(sh)) / b.m, e: a.e - b.e - sh });
+}
+const bfDivInt = (a: BF, n: number): BF => bfDiv(a, { m: BigInt(n), e: 0 });
+function bfSqrt(a: BF): BF {
+  // a > 0: integer sqrt of m * 2^(2k)
+  let sh = 2 * REF_PREC - bitLen(a.m);
+  if ((a.e - sh) & 1) sh += 1;
+  const v = a.m << BigInt(sh);
+  let x = 1n << BigInt((bitLen(v) >> 1) + 1);
+  for (;;) {
+    const y = (x + v / x) >> 1n;
+    if (y >= x) break;
+    x = y;
+  }
+  return bfNorm({ m: x, e: (a.e - sh) / 2 });
+}
+const bfMag = (a: BF): number => (a.m === 0n ? -Infinity : bitLen(a.m) + a.e); // |a| < 2^mag
+const ONE_BF: BF = { m: 1n, e: 0 };
+
+function atanhSeries(s: BF): BF {
+  // 2 atanh(s) = ln((1+s)/(1-s))
+  const s2 = bfMul(s, s);
+  let p = s;
+  let sum = s;
+  for (let k = 1; k < 2000; k++) {
+    p = bfMul(p, s2);
+    const t = bfDivInt(p, 2 * k + 1);
+    sum = bfAdd(sum, t);
+    if (bfMag(t) < bfMag(sum) - REF_PREC - 4) break;
+  }
+  return { m: sum.m, e: sum.e + 1 };
+}
+function atanInvInt(n: number): BF {
+  // atan(1/n) = sum (-1)^k / ((2k+1) n^(2k+1))
+  let p = bfDivInt(ONE_BF, n);
+  let sum = p;
+  for (let k = 1; k < 2000; k++) {
+    p = bfDivInt(p, n * n);
+    const t = bfDivInt(p, 2 * k + 1);
+    sum = k & 1 ? bfSub(sum, t) : bfAdd(sum, t);
+    if (bfMag(t) < -REF_PREC - 8) break;
+  }
+  return sum;
+}
+/** pi by Machin's formula, ln 2 = 2 atanh(1/3). */
+export const REF_PI: BF = (() => {
+  const a = atanInvInt(5),
+    b = atanInvInt(239);
+  const v = bfSub(bfMul(a, bf(16n)), bfMul(b, bf(4n)));
+  return v;
+})();
+export const REF_LN2: BF = atanhSeries(bfDivInt(ONE_BF, 3));
+
+/** The x87's 66-bit pi (SDM vol. 1 §8.3.8): 0xC90FDAA22168C234C * 2^-66. */
+const PI66 = 0xc90fdaa22168c234cn;
+
+/** sin and cos of r by Taylor series (|r| <= 1). */
+function sinCosRef(r: BF): [BF, BF] {
+  const r2 = bfMul(r, r);
+  let t: BF = ONE_BF;
+  let s: BF = ONE_BF,
+    c: BF = ONE_BF;
+  for (let k = 1; k < 500; k++) {
+    t = bfDivInt(bfMul(t, r2), (2 * k - 1) * 2 * k);
+    const ts = bfDivInt(t, 2 * k + 1);
+    c = k & 1 ? bfSub(c, t) : bfAdd(c, t);
+    s = k & 1 ? bfSub(s, ts) : bfAdd(s, ts);
+    if (t.m === 0n || bfMag(t) < -REF_PREC - 8) break;
+  }
+  return [bfMul(s, r), c];
+}
+
+/** x reduced by k * Pi66/2, k rounded to nearest, exactly: returns [k mod 4, r]. x = X * 2^ex, X > 0. */
+function reduceRef(X: bigint, ex: number): [number, BF] {
+  // x / (Pi66/2) = X * 2^ex / (PI66 * 2^-67)
+  const sh = ex + 67;
+  let num = X,
+    den = PI66;
+  if (sh >= 0) num <<= BigInt(sh);
+  else den <<= BigInt(-sh);
+  let k = num / den;
+  let rem = num - k * den;
+  if (2n * rem > den) {
+    k += 1n;
+    rem -= den;
+  }
+  // r = rem / den * (Pi66/2) = rem * 2^(ex) / (X...)... r = x - k*Pi66/2 = (num - k den) / den * PI66 * 2^-67
+  const r = bfMul(bfDiv(bf(rem), bf(den)), bf(PI66, -67));
+  return [Number(k % 4n), r];
+}
+
+/** Extended value (finite) as BF. */
+export function bfFromF80(b: ArrayLike<number>, o = 0): BF {
+  let sig = 0n;
+  for (let i = 7; i >= 0; i--) sig = (sig << 8n) | BigInt(b[o + i]);
+  const se = b[o + 8] | (b[o + 9] << 8);
+  const e = se & 0x7fff;
+  const m = se & 0x8000 ? -sig : sig;
+  return { m, e: (e === 0 ? 1 : e) - 16383 - 63 };
+}
+
+/**
+ * Reference results of a transcendental for finite nonzero operands in the
+ * ranges where the result is a rounded value: `name` (fsin, fcos, fptan,
+ * fsincos, f2xm1, fyl2x, fyl2xp1, fpatan), x = ST0, y = ST1. Returns the
+ * results in FNSAVE order after the instruction (ST0 first), null where the
+ * result is exact/special (compared bit for bit with the host instead).
+ */
+export function transRef(name: string, x: BF, y: BF): Array<BF | null> {
+  const neg = x.m < 0n;
+  const X = neg ? -x.m : x.m;
+  switch (name) {
+    case 'fsin':
+    case 'fcos':
+    case 'fptan':
+    case 'fsincos': {
+      const [k, r] = reduceRef(X, x.e);
+      const [s, c] = sinCosRef(r);
+      const sq = [s, c, bfNeg(s), bfNeg(c)];
+      let sin = sq[k],
+        cos = sq[(k + 1) & 3];
+      if (neg) sin = bfNeg(sin);
+      if (name === 'fsin') return [sin];
+      if (name === 'fcos') return [cos];
+      if (name === 'fsincos') return [cos, sin];
+      return [null, bfDiv(sin, cos)];
+    }
+    case 'f2xm1': {
+      const t = bfMul(x, REF_LN2);
+      // expm1 by Taylor on t / 2^8, then expm1(2u) = expm1(u) (expm1(u) + 2), 8 times.
+      const u = { m: t.m, e: t.e - 8 };
+      let term = u,
+        sum = u;
+      for (let n = 2; n < 500; n++) {
+        term = bfDivInt(bfMul(term, u), n);
+        sum = bfAdd(sum, term);
+        if (term.m === 0n || bfMag(term) < bfMag(sum) - REF_PREC - 8) break;
+      }
+      for (let i = 0; i < 8; i++) sum = bfMul(sum, bfAdd(sum, bf(2n)));
+      return [sum];
+    }
+    case 'fyl2x':
+    case 'fyl2xp1': {
+      let arg: BF;
+      let lnv: BF;
+      if (name === 'fyl2xp1') {
+        // ln(1 + x) = 2 atanh(x / (2 + x))
+        lnv = atanhSeries(bfDiv(x, bfAdd(bf(2n), x)));
+        arg = x;
+      } else {
+        arg = x;
+        // x = m * 2^E with m in [1, 2): ln x = E ln 2 + 2 atanh((m - 1)/(m + 1))
+        const E = bitLen(X) - 1 + x.e;
+        const m: BF = { m: X, e: x.e - E };
+        const s = bfDiv(bfSub(m, ONE_BF), bfAdd(m, ONE_BF));
+        lnv = bfAdd(bfMul(bf(BigInt(E)), REF_LN2), s.m === 0n ? { m: 0n, e: 0 } : atanhSeries(s));
+      }
+      void arg;
+      return [bfDiv(bfMul(y, lnv), REF_LN2)];
+    }
+    case 'fpatan': {
+      // atan2(y, x): atan(q) with q = |small/big|, by three half-angle steps then Taylor.
+      const ay: BF = { m: y.m < 0n ? -y.m : y.m, e: y.e };
+      const ax: BF = { m: X, e: x.e };
+      const swap = bfSub(ay, ax).m > 0n;
+      let q = swap ? bfDiv(ax, ay) : bfDiv(ay, ax);
+      for (let i = 0; i < 3; i++) q = bfDiv(q, bfAdd(ONE_BF, bfSqrt(bfAdd(ONE_BF, bfMul(q, q)))));
+      const q2 = bfMul(q, q);
+      let p = q,
+        sum = q;
+      for (let k = 1; k < 2000; k++) {
+        p = bfMul(p, q2);
+        const t = bfDivInt(p, 2 * k + 1);
+        sum = k & 1 ? bfSub(sum, t) : bfAdd(sum, t);
+        if (t.m === 0n || bfMag(t) < bfMag(sum) - REF_PREC - 8) break;
+      }
+      let a: BF = { m: sum.m, e: sum.e + 3 };
+      const halfPi: BF = { m: REF_PI.m, e: REF_PI.e - 1 };
+      if (swap) a = bfSub(halfPi, a);
+      if (neg) a = bfSub(REF_PI, a);
+      if (y.m < 0n) a = bfNeg(a);
+      return [a];
+    }
+  }
+  return [null];
+}
+
+/** Extended value as an exact BF (finite) and the ulp of the reference at its exponent. */
+export interface RoundCheck {
+  /** |got - ref| in ulps of the 64-bit significand at ref's binade (denormal range: 2^-16445). */
+  err: number;
+  /** got is the correctly rounded value of ref in the rounding mode. */
+  correct: boolean;
+  /** ref is closer than the reference precision to a rounding boundary (correct rounding not decidable). */
+  hard: boolean;
+  /** The correctly rounded value increased the magnitude (C1). */
+  up: boolean;
+  /** |got - ref| < 1 ulp (exactly). */
+  below1: boolean;
+}
+
+/** Compares an extended result (finite) with the reference value under rounding control rc (0-3). */
+export function checkRounding(got: BF, ref: BF, rc: number): RoundCheck {
+  const mag = bfMag(ref); // |ref| in [2^(mag-1), 2^mag)
+  const ulpE = Math.max(mag - 64, -16445);
+  const scale = (v: BF, extra: number): bigint => {
+    const s = v.e - ulpE + extra;
+    return s >= 0 ? v.m << BigInt(s) : v.m >> BigInt(-s); // floor
+  };
+  const X = 320;
+  const g = scale(got, X),
+    r = scale(ref, X);
+  const diff = g - r;
+  const err = Number(diff < 0n ? -diff : diff) / 2 ** X;
+  // Correctly rounded value of ref in units of ulp.
+  const unit = 1n << BigInt(X);
+  const neg = ref.m < 0n;
+  const ar = neg ? -r : r;
+  const lo = ar >> BigInt(X);
+  const frac = ar - (lo << BigInt(X));
+  let up: boolean;
+  if (rc === 0) up = frac > unit / 2n || (frac === unit / 2n && (lo & 1n) === 1n);
+  else if (rc === 3) up = false;
+  else up = (rc === 2) !== neg;
+  if (frac === 0n) up = false;
+  const want = lo + (up ? 1n : 0n);
+  const ag = g < 0n ? -g : g;
+  // The reference is good to better than 2^-300 relative: undecidable within that of a boundary.
+  const tol = 1n << BigInt(X + 64 - 300);
+  const dMid = frac - unit / 2n;
+  const hard = rc === 0 ? (dMid < 0n ? -dMid : dMid) <= tol : frac <= tol || unit - frac <= tol;
+  const below1 = (diff < 0n ? -diff : diff) < unit;
+  return { err, correct: ag === want << BigInt(X) && g < 0n === neg, hard, up, below1 };
+}

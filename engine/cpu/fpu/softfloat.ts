@@ -118,18 +118,20 @@ export function setIndefinite(out: F80): void {
   out.set(1, 0x7fff, 0xc0000000, 0);
 }
 
-function setInf(out: F80, s: number): void {
+/** Writes a signed infinity. */
+export function setInf(out: F80, s: number): void {
   out.set(s, 0x7fff, 0x80000000, 0);
 }
 
-function setZero(out: F80, s: number): void {
+/** Writes a signed zero. */
+export function setZero(out: F80, s: number): void {
   out.set(s, 0, 0, 0);
 }
 
 // ---- NaN propagation ----
 
 /** Result of an operation with NaN operand(s) a (and b, if `two`): SDM table 4-7. Sets IE for SNaNs. */
-function propagateNaN(a: F80, ka: K, b: F80, kb: K, two: boolean, out: F80): void {
+export function propagateNaN(a: F80, ka: K, b: F80, kb: K, two: boolean, out: F80): void {
   if (ka === K.SNAN || (two && kb === K.SNAN)) sf.exc |= Exc.IE;
   let pick: F80;
   const na = ka === K.QNAN || ka === K.SNAN;

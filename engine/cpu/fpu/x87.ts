@@ -54,7 +54,7 @@ import {
   toInt,
   xtract,
 } from './softfloat';
-import { f2xm1, fpatan, fptan, fsincos, fyl2x, fyl2xp1 } from './softfloat-trans';
+import { f2xm1, fcos, fpatan, fptan, fsin, fsincos, fyl2x, fyl2xp1, trigOutOfRange } from './softfloat-trans';
 
 // FSW bits.
 const SW_SF = 0x40;
@@ -1312,12 +1312,12 @@ function unary(cpu: Cpu, which: number): boolean {
   else if (which === 2) roundInt(A, R);
   else {
     // FSIN/FCOS: |x| >= 2^63 leaves ST0 unchanged with C2 = 1.
-    const k = classify(A);
-    if ((k === K.NORMAL || k === K.DENORMAL) && A.e >= BIAS + 63) {
+    if (trigOutOfRange(A)) {
       st.fpuSw = (st.fpuSw & ~SW_C1) | SW_C2;
       return true;
     }
-    fsincos(A, which === 3 ? R : R2, which === 3 ? R2 : R);
+    if (which === 3) fsin(A, R);
+    else fcos(A, R);
   }
   if (commit(cpu, t, R, 0) && which >= 3) st.fpuSw &= ~SW_C2;
   return true;
@@ -1366,12 +1366,9 @@ function pushing(cpu: Cpu, which: number): boolean {
     return true;
   }
   getReg(cpu, t, A);
-  if (which !== 1) {
-    const k = classify(A);
-    if ((k === K.NORMAL || k === K.DENORMAL) && A.e >= BIAS + 63) {
-      st.fpuSw = (st.fpuSw & ~SW_C1) | SW_C2;
-      return true;
-    }
+  if (which !== 1 && trigOutOfRange(A)) {
+    st.fpuSw = (st.fpuSw & ~SW_C1) | SW_C2;
+    return true;
   }
   // R = value for ST(1) (replaces ST0 before the push), R2 = value pushed.
   if (which === 0) fptan(A, R, R2);
