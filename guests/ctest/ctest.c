@@ -482,6 +482,155 @@ static void test_modes(void) {
   put_flags("special.x87nan");
 }
 
+/* ---- SSE2 integer and packed conversions (intrinsics), auto-vectorised integer loops ---- */
+
+static volatile u32 v_seed = 0x9e3779b9u;
+static u8 ba[NV], bb[NV], bc[NV];
+static short sa[NV], sb_[NV], sc[NV];
+
+static u32 hash128(u32 h, __m128i v) {
+  u32 w[4];
+  _mm_storeu_si128((__m128i *)w, v);
+  for (int i = 0; i < 4; i++) h = (h ^ w[i]) * 16777619u;
+  return h;
+}
+
+static void test_simd_int(void) {
+  u32 x = v_seed;
+  __m128i a = _mm_set_epi32((int)(x * 3u), (int)(x ^ 0x5555aaaau), (int)(x + 12345u), (int)x);
+  __m128i b = _mm_set_epi32(-7, 1 << 20, 0x7fff8000, (int)(x >> 3));
+  u32 h = 2166136261u;
+  h = hash128(h, _mm_packs_epi32(a, b));
+  h = hash128(h, _mm_packus_epi16(a, b));
+  h = hash128(h, _mm_packs_epi16(a, b));
+  h = hash128(h, _mm_unpacklo_epi8(a, b));
+  h = hash128(h, _mm_unpackhi_epi16(a, b));
+  h = hash128(h, _mm_unpacklo_epi64(a, b));
+  h = hash128(h, _mm_shuffle_epi32(a, 0x1b));
+  h = hash128(h, _mm_shufflelo_epi16(a, 0x93));
+  h = hash128(h, _mm_shufflehi_epi16(b, 0x39));
+  h = hash128(h, _mm_sad_epu8(a, b));
+  h = hash128(h, _mm_madd_epi16(a, b));
+  h = hash128(h, _mm_mulhi_epi16(a, b));
+  h = hash128(h, _mm_mulhi_epu16(a, b));
+  h = hash128(h, _mm_mullo_epi16(a, b));
+  h = hash128(h, _mm_mul_epu32(a, b));
+  h = hash128(h, _mm_srai_epi16(a, 3));
+  h = hash128(h, _mm_srai_epi32(b, 31));
+  h = hash128(h, _mm_srli_epi64(a, 13));
+  h = hash128(h, _mm_slli_epi32(a, 7));
+  h = hash128(h, _mm_sll_epi16(a, _mm_cvtsi32_si128(4)));
+  h = hash128(h, _mm_slli_si128(a, 5));
+  h = hash128(h, _mm_srli_si128(b, 3));
+  h = hash128(h, _mm_avg_epu8(a, b));
+  h = hash128(h, _mm_avg_epu16(a, b));
+  h = hash128(h, _mm_min_epi16(a, b));
+  h = hash128(h, _mm_max_epu8(a, b));
+  h = hash128(h, _mm_adds_epi16(a, b));
+  h = hash128(h, _mm_subs_epu8(a, b));
+  h = hash128(h, _mm_adds_epu16(a, b));
+  h = hash128(h, _mm_cmpgt_epi32(a, b));
+  h = hash128(h, _mm_cmpeq_epi16(a, a));
+  h = hash128(h, _mm_cmplt_epi8(a, b));
+  h = hash128(h, _mm_andnot_si128(a, b));
+  h = hash128(h, _mm_insert_epi16(a, 0xbeef, 5));
+  h = (h ^ (u32)_mm_extract_epi16(b, 3)) * 16777619u;
+  h = (h ^ (u32)_mm_movemask_epi8(a)) * 16777619u;
+  put_u32("simd.int_ops_hash", h);
+
+  /* packed conversions and shuffles of floats/doubles (round to nearest) */
+  __m128 f = _mm_set_ps(-2.5f, 1.5f, 1e10f, -0.49f);
+  __m128d d = _mm_set_pd(-3.5, 2.5);
+  u32 g = 2166136261u;
+  g = hash128(g, _mm_cvtps_epi32(f));
+  g = hash128(g, _mm_cvttps_epi32(f));
+  g = hash128(g, _mm_cvtpd_epi32(d));
+  g = hash128(g, _mm_castps_si128(_mm_cvtpd_ps(d)));
+  g = hash128(g, _mm_castpd_si128(_mm_cvtepi32_pd(a)));
+  g = hash128(g, _mm_castps_si128(_mm_cvtepi32_ps(a)));
+  g = hash128(g, _mm_castpd_si128(_mm_shuffle_pd(d, _mm_set_pd(9.0, 8.0), 1)));
+  g = hash128(g, _mm_castps_si128(_mm_shuffle_ps(f, f, 0xb1)));
+  g = hash128(g, _mm_castps_si128(_mm_unpackhi_ps(f, _mm_set1_ps(7.0f))));
+  g = hash128(g, _mm_castps_si128(_mm_movehl_ps(f, _mm_set1_ps(3.0f))));
+  g = hash128(g, _mm_castps_si128(_mm_max_ps(f, _mm_set1_ps(1.0f))));
+  g = hash128(g, _mm_castps_si128(_mm_cmplt_ps(f, _mm_set1_ps(1.0f))));
+  g = hash128(g, _mm_castpd_si128(_mm_cmpunord_pd(d, _mm_set_pd(0.0, __builtin_nan("")))));
+  g = (g ^ (u32)_mm_movemask_ps(f)) * 16777619u;
+  g = (g ^ (u32)_mm_movemask_pd(d)) * 16777619u;
+  g = (g ^ (u32)_mm_comilt_sd(d, _mm_set_sd(3.0))) * 16777619u;
+  put_u32("simd.fp_ops_hash", g);
+  put_flags("simd.ops");
+
+  /* auto-vectorised byte and short loops: paddb, saturating min/max, pmullw, a sum reduction */
+  for (int i = 0; i < NV; i++) {
+    x = x * 1103515245u + 12345u;
+    ba[i] = (u8)(x >> 16);
+    bb[i] = (u8)(x >> 24);
+    sa[i] = (short)(x >> 8);
+    sb_[i] = (short)(x >> 13);
+  }
+  for (int i = 0; i < NV; i++) bc[i] = (u8)(ba[i] + bb[i]);
+  u32 hb = fnv(bc, sizeof bc);
+  for (int i = 0; i < NV; i++) bc[i] = ba[i] > bb[i] ? ba[i] : bb[i];
+  hb = hb ^ fnv(bc, sizeof bc);
+  for (int i = 0; i < NV; i++) {
+    int t = ba[i] + bb[i];
+    bc[i] = (u8)(t > 255 ? 255 : t);
+  }
+  hb = hb * 31 + fnv(bc, sizeof bc);
+  for (int i = 0; i < NV; i++) sc[i] = (short)(sa[i] * sb_[i]);
+  hb = hb * 31 + fnv(sc, sizeof sc);
+  int sum = 0;
+  for (int i = 0; i < NV; i++) sum += sa[i] ^ sb_[i];
+  put_u32("simd.vec_bytes_hash", hb);
+  put_u32("simd.vec_sum", (u32)sum);
+}
+
+/* ---- FXSAVE/FXRSTOR round trip (a context switch) ---- */
+
+static u8 fxa[512] __attribute__((aligned(16))), fxb[512] __attribute__((aligned(16)));
+
+static void test_fxsave(void) {
+  static long double one;
+  one = v_two - 1.0L;
+  __m128i marker = _mm_set_epi32(0x11111111, 0x22222222, 0x33333333, (int)v_seed);
+  u32 ok = 0;
+  set_fcw(0x0b7f); /* RC up */
+  set_mxcsr(0x5f80); /* RC up */
+  __asm__ volatile("movdqa %0, %%xmm7" : : "x"(marker) : "xmm7");
+  /* the x87 stack is empty between statements: push three registers, then save */
+  __asm__ volatile("fldt %0\n\tfld1\n\tfldpi\n\tfxsave %1" : : "m"(one), "m"(fxa) : "memory");
+  /* clobber: reset both units, then restore */
+  __asm__ volatile("fninit\n\tpxor %%xmm7, %%xmm7\n\tldmxcsr %0" : : "m"(*(const u32[]){0x1f80}) : "xmm7", "memory");
+  __asm__ volatile("fxrstor %0" : : "m"(fxa) : "memory");
+  __asm__ volatile("fxsave %0" : "=m"(fxb) : : "memory");
+  __m128i back;
+  __asm__ volatile("movdqa %%xmm7, %0" : "=x"(back));
+  u16 cw = 0;
+  __asm__ volatile("fnstcw %0" : "=m"(cw));
+  u32 csr = get_mxcsr();
+  long double pi, o1, o2;
+  __asm__ volatile("fstpt %0" : "=m"(pi));
+  __asm__ volatile("fstpt %0" : "=m"(o1));
+  __asm__ volatile("fstpt %0" : "=m"(o2));
+  if (cw == 0x0b7f) ok |= 1;
+  if ((csr & 0xffc0) == 0x5f80) ok |= 2;
+  if (_mm_movemask_epi8(_mm_cmpeq_epi8(back, marker)) == 0xffff) ok |= 4;
+  if (o1 == 1.0L && o2 == 1.0L) ok |= 8;
+  /* FCW, FSW, abridged FTW, MXCSR and the ST/XMM registers survive byte for byte */
+  u32 same = 1;
+  for (u32 i = 0; i < 5; i++) same &= fxa[i] == fxb[i];
+  for (u32 i = 24; i < 28; i++) same &= fxa[i] == fxb[i];
+  for (u32 i = 32; i < 288; i++) same &= fxa[i] == fxb[i];
+  if (same) ok |= 16;
+  put_u32("fxsave.roundtrip_bits", ok);
+  put_ld("fxsave.fldpi_rc_up", pi);
+  put_u32("fxsave.ftw_abridged", fxa[4]);
+  set_fcw(0x037f);
+  set_mxcsr(0x1f80);
+  put_flags("fxsave");
+}
+
 /* Runs every test; FCW/MXCSR set as a kernel does at start of day. */
 static void ctest_all(void) {
   u16 cw;
@@ -497,6 +646,8 @@ static void ctest_all(void) {
   test_str();
   put_flags("main");
   test_modes();
+  test_simd_int();
+  test_fxsave();
   u16 sw;
   __asm__ volatile("fnstsw %0" : "=m"(sw));
   __asm__ volatile("stmxcsr %0" : "=m"(csr));

@@ -119,6 +119,9 @@ const KNOWN: Record<string, string> = {
   'str.strlen_ok': '00000640', // 1600 = 16 alignments x 100 lengths
 };
 
+/** Lines whose value differs between the -m32 and -m64 builds of the same source. */
+const BUILD_DEPENDENT = new Set(['fxsave.ftw_abridged']);
+
 describe('guests: a gcc -O2 SSE/x87 C kernel (guests/ctest)', function () {
   this.timeout(120_000);
   let host64: Map<string, string>;
@@ -164,13 +167,14 @@ describe('guests: a gcc -O2 SSE/x87 C kernel (guests/ctest)', function () {
       assert.ok(out.endsWith('done\n'), `console ends with done:\n${out}`);
       const got = lines(out);
       const ref = bits === 32 ? lines(hostOutput(32) ?? '') : host64;
-      // Without a 32-bit host libc, the 64-bit host's lines (the same C arithmetic) are the reference.
-      const want = ref.size > 0 ? ref : host64;
+      // Without a 32-bit host libc, the 64-bit host's lines (the same C arithmetic) are the reference,
+      // less those that depend on the compiler's x87 register use (registers live around an asm).
+      const want = ref.size > 0 ? ref : new Map([...host64].filter(([k]) => !BUILD_DEPENDENT.has(k)));
       assert.ok(want.size >= 50, `${want.size} reference lines`);
       const wrong: string[] = [];
       for (const [k, v] of want) if (got.get(k) !== v) wrong.push(`${k}: guest ${got.get(k)} host ${v}`);
       assert.deepEqual(wrong, [], 'guest lines that differ from the host');
-      assert.equal(got.size, want.size);
+      assert.equal(got.size, want.size + (ref.size > 0 ? 0 : BUILD_DEPENDENT.size));
     });
   }
 });
