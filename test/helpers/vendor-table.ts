@@ -18,7 +18,13 @@
  */
 import * as fs from 'node:fs';
 import { defaultCpuidPolicy } from '../../engine/cpu/cpuid';
-import type { Bitness, NativeInput, NativeOutcome } from './native-harness';
+import {
+  scratchInit,
+  SCRATCH_BASE,
+  type Bitness,
+  type NativeInput,
+  type NativeOutcome,
+} from './native-harness';
 
 /** CPU vendor strings (CPUID leaf 0 EBX-EDX-ECX). Hygon's Dhyana follows AMD. */
 export type Vendor = 'GenuineIntel' | 'AuthenticAMD' | 'HygonGenuine' | 'other';
@@ -215,6 +221,25 @@ export const VENDOR_ROWS: Record<string, VendorRow> = {
     engineValue: (host, ctx) =>
       host.kind === 'signal' && ctx.cr2 !== undefined ? { ...host, addr: ctx.cr2 } : host,
   },
+  'rcp-rsqrt-approx': {
+    id: 'rcp-rsqrt-approx',
+    what: 'RCPPS/RCPSS/RSQRTPS/RSQRTSS results (approximate reciprocal / reciprocal square root) of normal operands',
+    intel:
+      'implementation-specific bits within |relative error| <= 1.5 * 2^-12; exactly defined: ±0 and denormal operands (treated as ±0) give ±inf, ±inf gives ±0 (RCP) / +0 (RSQRT), NaN operands are returned quietened, RSQRT of a negative nonzero operand is the QNaN indefinite; RCP results are flushed to ±0 when tiny: |x| <= 1.11111111110100000000000B * 2^125 never gives a tiny result, |x| >= 1.00000000000110000000001B * 2^126 always does, in between either; no MXCSR flag, no exception, MXCSR.RC/DAZ/FTZ ignored (SDM vol. 2 RCPPS, RCPSS, RSQRTPS, RSQRTSS); the bits differ between Intel generations too',
+    amd: 'other implementation-specific bits within the same bound |relative error| <= 1.5 * 2^-12 (APM vol. 4 RCPPS, RSQRTPS: "the maximum relative error is less than or equal to 1.5 * 2^-12"); the exactly defined cases as Intel',
+    engineValue: (host, ctx) => {
+      // The exactly defined lanes take Intel's documented bits; the others stay the host's and are
+      // checked against the bound (`rcpRsqrtCheck`) on every host, never bit for bit.
+      const o = rcpRsqrtOperands(ctx);
+      if (!o || host.kind !== 'ok') return host;
+      return withFpu(host, { ...ctx, fxsaveAt: undefined }, (img) => {
+        o.src.forEach((s, k) => {
+          const v = rcpRsqrtDocumented(o.op, s);
+          if (v !== null) wrLE(img, 160 + 16 * o.dst + 4 * k, 4, BigInt(v >>> 0));
+        });
+      });
+    },
+  },
   'x87-error-pointers': {
     id: 'x87-error-pointers',
     what: 'FOP, FIP and FDP in FXSAVE/XSAVE images when no unmasked x87 exception is pending (FSW.ES = 0)',
@@ -258,4 +283,76 @@ export function engineExpectation(host: NativeOutcome, ctx: RowContext, tags: st
 /** MXCSR of an FXSAVE image (bytes 24-27). */
 export function imageMxcsr(img: Uint8Array): number {
   return rd32(img, 24);
+}
+
+/** The approximate operations of the `rcp-rsqrt-approx` row. */
+export type ApproxOp = 'rcp' | 'rsqrt';
+
+/** The SDM's bound on the relative error of RCPPS/RSQRTPS results (SDM vol. 2 RCPPS, RSQRTPS). */
+export const RCP_RSQRT_BOUND = 1.5 * 2 ** -12;
+
+function f32Value(b: number): number {
+  const dv = new DataView(new ArrayBuffer(4));
+  dv.setUint32(0, b >>> 0);
+  return dv.getFloat32(0);
+}
+
+/** RCP operands at and above this magnitude (1.00000000000110000000001B * 2^126) always give a tiny result, flushed to ±0. */
+const RCP_ALWAYS_TINY = 0x7e800c01;
+/** RCP operands at and below this magnitude (1.11111111110100000000000B * 2^125) never give a tiny result. */
+const RCP_NEVER_TINY = 0x7e7fe800;
+
+/**
+ * The result bits the SDM defines exactly for RCP/RSQRT of binary32 operand
+ * bits `s` (zeros, denormals as zeros, infinities, NaNs, negative RSQRT
+ * operands, RCP operands whose result is always tiny), or null when only the
+ * bound is defined (SDM vol. 2 RCPPS, RSQRTPS).
+ */
+export function rcpRsqrtDocumented(op: ApproxOp, s: number): number | null {
+  s >>>= 0;
+  const sign = s & 0x80000000;
+  const mag = s & 0x7fffffff;
+  if (mag > 0x7f800000) return (s | 0x400000) >>> 0;
+  if (mag < 0x00800000) return (sign | 0x7f800000) >>> 0;
+  if (op === 'rsqrt' && sign) return 0xffc00000;
+  if (mag === 0x7f800000) return sign;
+  if (op === 'rcp' && mag >= RCP_ALWAYS_TINY) return sign;
+  return null;
+}
+
+/**
+ * Checks an RCP/RSQRT result `r` for an operand `s` whose result is not
+ * exactly defined (`rcpRsqrtDocumented` null): relative error against the
+ * exact value <= `RCP_RSQRT_BOUND`, or (RCP operands between the never-tiny
+ * and always-tiny limits) ±0 of the operand's sign.
+ * @returns null when it holds, else a description.
+ */
+export function rcpRsqrtCheck(op: ApproxOp, s: number, r: number): string | null {
+  const x = f32Value(s);
+  const exact = op === 'rcp' ? 1 / x : 1 / Math.sqrt(x);
+  const got = f32Value(r);
+  if (op === 'rcp' && (s & 0x7fffffff) > RCP_NEVER_TINY && r >>> 0 === (s & 0x80000000) >>> 0) return null;
+  const rel = Math.abs(got - exact) / Math.abs(exact);
+  if (rel <= RCP_RSQRT_BOUND) return null;
+  return `${op}(0x${(s >>> 0).toString(16)} = ${x}) = 0x${(r >>> 0).toString(16)} (${got}): relative error ${rel} > 1.5 * 2^-12`;
+}
+
+/**
+ * The operands of an RCP/RSQRT case from its body (`rcpps|rcpss|rsqrtps|rsqrtss
+ * <%xmmN | absolute address>, %xmmD`), its input image and its scratch fill.
+ * @returns null for other bodies.
+ */
+export function rcpRsqrtOperands(ctx: RowContext): { op: ApproxOp; dst: number; src: number[] } | null {
+  const m = /\b(rcp|rsqrt)(ps|ss)\s+(?:%xmm(\d+)|(0x[0-9a-f]+)),\s*%xmm(\d+)/.exec(ctx.body ?? '');
+  if (!m || !ctx.input.fpu) return null;
+  const n = m[2] === 'ps' ? 4 : 1;
+  const src: number[] = [];
+  if (m[3] !== undefined) {
+    for (let k = 0; k < n; k++) src.push(rd32(ctx.input.fpu, 160 + 16 * Number(m[3]) + 4 * k));
+  } else {
+    const mem = ctx.initial ?? scratchInit(ctx.input.memSeed, ctx.input.memPatch);
+    const off = Number(m[4]) - SCRATCH_BASE;
+    for (let k = 0; k < n; k++) src.push(rd32(mem, off + 4 * k));
+  }
+  return { op: m[1] as ApproxOp, dst: Number(m[5]), src };
 }

@@ -151,6 +151,18 @@ function twoSumErr(a: number, b: number, s: number): number {
   return a - (s - bb) + (b - bb);
 }
 
+/**
+ * Shrinks the approximate error term of a quotient or square root (computed
+ * from an exact remainder by one rounded division) so that it can never
+ * reach half a unit of the double grid it was computed on: the exact error
+ * there is strictly below half an ulp (the JS result is correctly rounded
+ * and a quotient or root of doubles is never exactly a midpoint), but the
+ * rounded division can land on it and `roundAt` would then see a tie. The
+ * sign, and every comparison farther than 2^-20 relative from the midpoint,
+ * are unchanged.
+ */
+const SHRINK = 1 - 2 ** -20;
+
 let inex = false;
 /**
  * Rounds S + E (S > 0) to a multiple of u in `mode` (0 nearest-even, 1 away
@@ -230,8 +242,12 @@ export function rnd(s: number, e: number, sc: number, p: number, emin: number, e
     r = scale(roundAt(S, E, pow2(ulpE - sc), mode), sc);
   }
   if (tiny) {
-    if (!(mx & Mx.UM)) sf.post |= Mx.UE | (inex ? Mx.PE : 0);
-    else if (mx & Mx.FTZ) {
+    if (!(mx & Mx.UM)) {
+      // unmasked: PE reports the inexactness of the full-precision (exponent-wrapped) result,
+      // not of the denormalised one (the destination is not written)
+      roundAt(S, E, pow2(k - p + 1), mode);
+      sf.post |= Mx.UE | (inex ? Mx.PE : 0);
+    } else if (mx & Mx.FTZ) {
       sf.post |= Mx.UE | Mx.PE;
       r = 0;
     } else if (inex) sf.post |= Mx.UE | Mx.PE;
@@ -305,8 +321,9 @@ function daz64(lo: number, hi: number): number {
 export function op32(op: number, a: number, b: number): number {
   if (op === FOp.MIN || op === FOp.MAX) {
     if (isNaN32(a) || isNaN32(b)) {
+      // the second operand is returned as the instruction sees it: a denormal flushed under DAZ
       sf.pre |= Mx.IE;
-      return b;
+      return (b & 0x7f800000) === 0 && sf.mx & Mx.DAZ ? b & 0x80000000 : b;
     }
     den = 0;
     a = daz32(a);
@@ -365,7 +382,8 @@ export function op32(op: number, a: number, b: number): number {
         return INDEF32;
       }
       if (y === 0) {
-        sf.pre |= Mx.ZE;
+        // a finite nonzero dividend is divide-by-zero; inf / 0 is an exact inf (IEEE 754 §7.3)
+        if (!xi) sf.pre |= Mx.ZE;
         return bits32(x / y);
       }
       sf.pre |= den;
@@ -373,7 +391,7 @@ export function op32(op: number, a: number, b: number): number {
       if (xi || yi || x === 0) return bits32(s);
       const ph = twoProd(s, y);
       const rem = x - ph - pErr;
-      return fin32(s, rem / y);
+      return fin32(s, (rem / y) * SHRINK);
     }
     default: {
       // SQRT
@@ -385,7 +403,7 @@ export function op32(op: number, a: number, b: number): number {
       sf.pre |= den;
       const s = Math.sqrt(x);
       const ph = twoProd(s, s);
-      return fin32(s, (x - ph - pErr) / (2 * s));
+      return fin32(s, ((x - ph - pErr) / (2 * s)) * SHRINK);
     }
   }
 }
@@ -407,6 +425,10 @@ export function op64(op: number, alo: number, ahi: number, blo: number, bhi: num
   if (op === FOp.MIN || op === FOp.MAX) {
     if (isNaN64(alo, ahi) || isNaN64(blo, bhi)) {
       sf.pre |= Mx.IE;
+      if ((bhi & 0x7ff00000) === 0 && sf.mx & Mx.DAZ) {
+        sf.hi = bhi & 0x80000000;
+        return 0;
+      }
       sf.hi = bhi;
       return blo;
     }
@@ -509,7 +531,7 @@ export function op64(op: number, alo: number, ahi: number, blo: number, bhi: num
       const yi = y === Infinity || y === -Infinity;
       if ((x === 0 && y === 0) || (xi && yi)) return indef64();
       if (y === 0) {
-        sf.pre |= Mx.ZE;
+        if (!xi) sf.pre |= Mx.ZE;
         return bits64(x / y);
       }
       sf.pre |= den;
@@ -530,7 +552,7 @@ export function op64(op: number, alo: number, ahi: number, blo: number, bhi: num
       const my = norm(y);
       const q = mx / my;
       const ph = twoProd(q, my);
-      return fin64(q, (mx - ph - pErr) / my, ex - nExp);
+      return fin64(q, ((mx - ph - pErr) / my) * SHRINK, ex - nExp);
     }
     default: {
       if (ahi < 0 && x !== 0) return indef64();
@@ -547,7 +569,7 @@ export function op64(op: number, alo: number, ahi: number, blo: number, bhi: num
       }
       const s = Math.sqrt(m);
       const ph = twoProd(s, s);
-      return fin64(s, (m - ph - pErr) / (2 * s), ex / 2);
+      return fin64(s, ((m - ph - pErr) / (2 * s)) * SHRINK, ex / 2);
     }
   }
 }
@@ -750,7 +772,10 @@ export function i64to32(lo: number, hi: number): number {
   const b = lo >>> 0;
   const s = a + b;
   if (s === 0) return 0;
-  return fin32(s, twoSumErr(a, b, s));
+  // s is already rounded to 53 bits: with an error left, a second rounding (fin32's RN fast path)
+  // could see a false tie (2^62 + 2^38 + 1 -> 2^62 instead of 2^62 + 2^39): round s + e once
+  const e = twoSumErr(a, b, s);
+  return e === 0 ? fin32(s, 0) : bits32(rnd(s, e, 0, 24, -126, 127));
 }
 /** int64 -> binary64, rounded per MXCSR (CVTSI2SD r64); low half returned, high in `sf.hi`. */
 export function i64to64(lo: number, hi: number): number {

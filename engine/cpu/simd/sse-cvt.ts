@@ -43,9 +43,21 @@ function wide(d: Insn): boolean {
   return (d.rex & 8) !== 0;
 }
 
+/*
+ * MMX-operand forms (SDM vol. 2 CVTPI2PS, CVTPI2PD, CVTPS2PI, CVTPD2PI):
+ * an MMX register operand means a pending unmasked x87 exception is #MF
+ * first, and the x87 -> MMX transition (TOP = 0, all tags valid) happens
+ * once the operands are read, before the SIMD exception check: an unmasked
+ * SIMD exception (#XM) leaves the transition done (measured on the host;
+ * as Bochs's prepareFPU2MMX). CVTPI2PS/CVTPI2PD with a memory source touch
+ * no MMX register: no #MF, no transition ("if the source operand is a
+ * memory location, the instruction does not cause a transition to MMX
+ * technology and does not take x87 FPU exceptions").
+ */
 const cvtpi2ps: SimdHandler = (cpu, d) => {
-  x87RaisePendingMf(cpu);
+  if (d.mod === 3) x87RaisePendingMf(cpu);
   readMmxRm(cpu, d, B, 0);
+  if (d.mod === 3) mmxEnter(cpu);
   mxBegin(cpu);
   const a = i32to32(B[0]);
   const b = i32to32(B[1]);
@@ -53,11 +65,10 @@ const cvtpi2ps: SimdHandler = (cpu, d) => {
   const x = cpu.state.xmm;
   x[d.reg << 2] = a;
   x[(d.reg << 2) + 1] = b;
-  if (d.mod === 3) mmxEnter(cpu);
   return 1;
 };
 const cvtpi2pd: SimdHandler = (cpu, d) => {
-  x87RaisePendingMf(cpu);
+  if (d.mod === 3) x87RaisePendingMf(cpu);
   readMmxRm(cpu, d, B, 0);
   const x = cpu.state.xmm;
   const r = d.reg << 2;
@@ -72,6 +83,7 @@ function cvtps2pi(trunc: boolean): SimdHandler {
   return (cpu, d) => {
     x87RaisePendingMf(cpu);
     readRmLow(cpu, d, 8, B, 0);
+    mmxEnter(cpu);
     mxBegin(cpu);
     const a = toInt(f32ForInt(B[0]), trunc, 32);
     const b = toInt(f32ForInt(B[1]), trunc, 32);
@@ -84,6 +96,7 @@ function cvtpd2pi(trunc: boolean): SimdHandler {
   return (cpu, d) => {
     x87RaisePendingMf(cpu);
     readRm128(cpu, d, true, B, 0);
+    mmxEnter(cpu);
     mxBegin(cpu);
     const a = toInt(f64ForInt(B[0], B[1]), trunc, 32);
     const b = toInt(f64ForInt(B[2], B[3]), trunc, 32);

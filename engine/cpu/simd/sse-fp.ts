@@ -81,6 +81,37 @@ export function mxCommit(cpu: Cpu, d: Insn): void {
   if (all) cpu.state.mxcsr = mx | all;
 }
 
+let mxAcc = 0;
+/**
+ * Ends one step of a multi-step instruction (DPPS/DPPD: "exceptions are
+ * determined separately for each add and multiply operation, in the order
+ * of their execution", SDM vol. 2 DPPS): the step's unmasked exceptions are
+ * raised as `mxCommit` does, with the flags of the steps before it; masked
+ * ones accumulate until `mxStepsDone`. Start with `mxBegin` and
+ * `mxAcc = 0`.
+ */
+function mxStep(cpu: Cpu, d: Insn): void {
+  const mx = sf.mx;
+  const masks = (mx >> 7) & 0x3f;
+  const pre = sf.pre;
+  const all = pre | sf.post;
+  if (pre & ~masks) {
+    cpu.state.mxcsr = mx | mxAcc | pre;
+    simdException(cpu, d);
+  }
+  if (all & ~masks) {
+    cpu.state.mxcsr = mx | mxAcc | all;
+    simdException(cpu, d);
+  }
+  mxAcc |= all;
+  sf.pre = 0;
+  sf.post = 0;
+}
+/** Commits the flags accumulated by `mxStep` (all steps done, no unmasked exception). */
+function mxStepsDone(cpu: Cpu): void {
+  if (mxAcc) cpu.state.mxcsr = sf.mx | mxAcc;
+}
+
 /** Delivers an unmasked SIMD floating-point exception: #XM (19) if CR4.OSXMMEXCPT, else #UD (SDM vol. 3 §6.15 int 19). */
 function simdException(cpu: Cpu, d: Insn): never {
   if (cpu.state.cr4 & 0x400) cpu.fault(19, -1);
@@ -667,11 +698,15 @@ const dpps: SimdHandler = (cpu, d) => {
   const r = d.reg << 2;
   const i = d.imm;
   mxBegin(cpu);
+  mxAcc = 0;
   for (let k = 0; k < 4; k++) A[k] = (i >> (4 + k)) & 1 ? op32(FOp.MUL, x[r + k], B[k]) : 0;
+  mxStep(cpu, d);
   const t1 = op32(FOp.ADD, A[0], A[1]);
   const t2 = op32(FOp.ADD, A[2], A[3]);
+  mxStep(cpu, d);
   const s = op32(FOp.ADD, t1, t2);
-  mxCommit(cpu, d);
+  mxStep(cpu, d);
+  mxStepsDone(cpu);
   for (let k = 0; k < 4; k++) x[r + k] = (i >> k) & 1 ? s : 0;
   return 1;
 };
@@ -681,6 +716,7 @@ const dppd: SimdHandler = (cpu, d) => {
   const r = d.reg << 2;
   const i = d.imm;
   mxBegin(cpu);
+  mxAcc = 0;
   if (i & 0x10) {
     A[0] = op64(FOp.MUL, x[r], x[r + 1], B[0], B[1]);
     A[1] = sf.hi;
@@ -689,9 +725,11 @@ const dppd: SimdHandler = (cpu, d) => {
     A[2] = op64(FOp.MUL, x[r + 2], x[r + 3], B[2], B[3]);
     A[3] = sf.hi;
   } else A[2] = A[3] = 0;
+  mxStep(cpu, d);
   const lo = op64(FOp.ADD, A[0], A[1], A[2], A[3]);
   const hi = sf.hi;
-  mxCommit(cpu, d);
+  mxStep(cpu, d);
+  mxStepsDone(cpu);
   x[r] = i & 1 ? lo : 0;
   x[r + 1] = i & 1 ? hi : 0;
   x[r + 2] = i & 2 ? lo : 0;
