@@ -10,10 +10,8 @@ import type { DiskSpec, DomainConfig } from '../engine/machine-api';
 import {
   checkRegularFile,
   ConfigError,
-  MAX_MEMORY_MIB,
-  MAX_VCPUS,
   parseDiskSpec as parseXlDiskSpec,
-  parseXlConfig,
+  parseXlConfigDetailed,
   validateDomainConfig,
 } from '../engine/xen/config';
 
@@ -41,6 +39,8 @@ export interface LaunchPlan {
   stopOnEntry: boolean;
   consoleInput?: string;
   trace: boolean;
+  /** Warnings for the Debug Console, e.g. the xl file's unknown keys ("FILE: line N: unknown key "k" ignored"). */
+  warnings: string[];
 }
 
 /** Parses an xl configuration file's text into a DomainConfig (engine/xen/config.ts `parseXlConfig`). */
@@ -87,15 +87,6 @@ function str(args: Record<string, unknown>, key: string): string | undefined {
   return v;
 }
 
-function int(args: Record<string, unknown>, key: string, min: number, max: number): number | undefined {
-  const v = args[key];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number' || !Number.isInteger(v))
-    throw new LaunchError(key, `expected an integer, got ${JSON.stringify(v)}`);
-  if (v < min || v > max) throw new LaunchError(key, `${v} is out of range ${min}-${max}`);
-  return v;
-}
-
 function bool(args: Record<string, unknown>, key: string): boolean | undefined {
   const v = args[key];
   if (v === undefined || v === null) return undefined;
@@ -139,7 +130,11 @@ function parseOffset(key: string, v: unknown): bigint {
  * Validates launch arguments. `xlParser` parses the `config` file when given
  * (explicit attributes override the file's keys). Relative paths resolve
  * against `cwd` (default: the process's working directory); paths inside an
- * xl file resolve against the file's directory. Throws LaunchError.
+ * xl file resolve against the file's directory. memory, vcpus and cmdline
+ * go through engine/xen/config.ts validateDomainConfig (the same limits and
+ * reasons as the CLI and the xl file). The plan's `warnings` carry the xl
+ * file's warnings (unknown keys) when the built-in parser reads it. Throws
+ * LaunchError.
  */
 export function validateLaunchArgs(raw: unknown, xlParser?: XlParser): LaunchPlan {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
@@ -151,11 +146,18 @@ export function validateLaunchArgs(raw: unknown, xlParser?: XlParser): LaunchPla
   }
   const cwd = str(args, 'cwd') ?? process.cwd();
   let base: Partial<DomainConfig> = {};
+  const warnings: string[] = [];
   const configPath = str(args, 'config');
   if (configPath !== undefined) {
     const abs = existingFile('config', configPath, cwd);
     try {
-      base = (xlParser ?? parseXlConfig)(readFileSync(abs, 'utf8'), dirname(abs));
+      const text = readFileSync(abs, 'utf8');
+      if (xlParser) base = xlParser(text, dirname(abs));
+      else {
+        const r = parseXlConfigDetailed(text, dirname(abs));
+        base = r.config;
+        for (const w of r.warnings) warnings.push(`${abs}: ${w}`);
+      }
     } catch (e) {
       throw new LaunchError('config', `${abs}: ${(e as Error).message}`);
     }
@@ -180,8 +182,9 @@ export function validateLaunchArgs(raw: unknown, xlParser?: XlParser): LaunchPla
   const ramdiskAttr = str(args, 'ramdisk');
   const ramdisk = ramdiskAttr !== undefined ? existingFile('ramdisk', ramdiskAttr, cwd) : base.ramdisk;
   const cmdline = str(args, 'cmdline') ?? base.cmdline;
-  const memory = int(args, 'memory', 1, MAX_MEMORY_MIB) ?? base.memory ?? 128;
-  const vcpus = int(args, 'vcpus', 1, MAX_VCPUS) ?? base.vcpus ?? 1;
+  // memory and vcpus: type and range checked once, by validateDomainConfig below (the CLI's and the xl file's check).
+  const memory = (args.memory ?? base.memory ?? 128) as number;
+  const vcpus = (args.vcpus ?? base.vcpus ?? 1) as number;
   let disks = base.disks ?? [];
   if (args.disks !== undefined) {
     if (!Array.isArray(args.disks))
@@ -247,5 +250,5 @@ export function validateLaunchArgs(raw: unknown, xlParser?: XlParser): LaunchPla
       throw new LaunchError(e.key === 'name' ? 'domainName' : e.key || 'arguments', e.reason);
     throw e;
   }
-  return { config: clean, symbols, stopOnEntry, consoleInput, trace };
+  return { config: clean, symbols, stopOnEntry, consoleInput, trace, warnings };
 }

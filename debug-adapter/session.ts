@@ -463,7 +463,7 @@ export class PvscopeSession extends DebugSession {
         throw new LaunchError(key, `cannot read symbols from ${path}: ${(e as Error).message}`);
       }
     };
-    const warnings: string[] = [];
+    const warnings: string[] = [...plan.warnings];
     let kernelSymbols = false;
     if (typeof plan.config.kernel === 'string') {
       try {
@@ -492,7 +492,9 @@ export class PvscopeSession extends DebugSession {
       created = machine;
     } catch (e) {
       const msg = (e as Error).message ?? String(e);
-      const attr = /ramdisk|initrd/i.test(msg) ? 'ramdisk' : /disk/i.test(msg) ? 'disks' : 'kernel';
+      const attr =
+        /^(memory|vcpus|cmdline):/.exec(msg)?.[1] ??
+        (/ramdisk|initrd/i.test(msg) ? 'ramdisk' : /disk/i.test(msg) ? 'disks' : 'kernel');
       throw new LaunchError(attr, `the guest could not be built: ${msg}`);
     }
     // A kernel that is not a plain ELF (bzImage): use the symbols the engine found in the image.

@@ -21,6 +21,7 @@ import { setReg, setRip, loadGuestSegment } from './regs';
 import { XEN_MAJOR, XEN_MINOR } from './version';
 import { vcpuInitHook } from './vcpu-op';
 import { initVcpuFromContext } from './vcpu-context';
+import { MAX_VCPUS } from './config';
 import {
   GUEST_MFN_BASE,
   GUEST_DOMID,
@@ -162,7 +163,8 @@ function tablesFor(s: bigint, e: bigint, shift: bigint): number {
 export function buildDomain(img: BuildImage, opt: BuildOptions): BuildResult {
   const bits = img.bits;
   if (opt.nrPages < 256) throw new BuildError(`memory: at least 1 MiB is needed (got ${opt.nrPages} pages)`);
-  if (opt.vcpus < 1 || opt.vcpus > 32) throw new BuildError(`vcpus: must be 1-32 (got ${opt.vcpus})`);
+  if (opt.vcpus < 1 || opt.vcpus > MAX_VCPUS)
+    throw new BuildError(`vcpus: must be 1-${MAX_VCPUS} (got ${opt.vcpus})`);
   const dom = new Domain(GUEST_DOMID, bits, opt.nrPages);
   dom.magic = bits === 64 ? 'xen-3.0-x86_64' : 'xen-3.0-x86_32p';
   dom.time = new XenTime(dom, opt.tscPerInstruction);

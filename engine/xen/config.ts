@@ -152,9 +152,19 @@ const XL_ONLY_ACTIONS: readonly string[] = [
   'soft-reset',
 ];
 
-/** Largest guest RAM accepted, MiB (machine memory holds at most 4 GiB including Xen's own frames). */
+/**
+ * Largest guest RAM accepted, MiB (machine memory holds at most 4 GiB
+ * including Xen's own frames). The one limit for the xl file, the CLI's
+ * `--memory` and the adapter's `memory` attribute.
+ */
 export const MAX_MEMORY_MIB = 3584;
-export const MAX_VCPUS = 64;
+/**
+ * Most vCPUs a domain can have: the vcpu_info slots in shared_info (Xen
+ * public/xen.h XEN_LEGACY_MAX_VCPUS = 32; pvscope does not model
+ * VCPUOP_register_vcpu_info placement beyond them). The builder
+ * (engine/xen/builder.ts) enforces the same constant.
+ */
+export const MAX_VCPUS = 32;
 /** start_info.cmd_line is 1024 bytes including the NUL (Xen public/xen.h MAX_GUEST_CMDLINE). */
 export const MAX_CMDLINE = 1023;
 
@@ -170,6 +180,8 @@ interface XlEntry {
 /** Tokenizer + parser for the xl cfg grammar; throws ConfigError on syntax errors. */
 function parseXlSyntax(text: string): XlEntry[] {
   const entries: XlEntry[] = [];
+  // Entries by key: one lookup per statement keeps parsing linear in the number of keys.
+  const byKey = new Map<string, XlEntry>();
   let i = 0;
   let line = 1;
   const n = text.length;
@@ -305,17 +317,21 @@ function parseXlSyntax(text: string): XlEntry[] {
     skipSpace(false);
     if (i < n && text[i] !== '\n' && text[i] !== ';')
       err(key, `unexpected ${describe(text[i])} after the value`);
-    const prev = entries.find((e) => e.key === key);
+    const prev = byKey.get(key);
     if (append && prev) {
-      if (prev.value.kind === 'list' && value.kind === 'list')
-        prev.value = { kind: 'list', v: [...prev.value.v, ...value.v] };
-      else if (prev.value.kind === 'string' && value.kind === 'string')
+      if (prev.value.kind === 'list' && value.kind === 'list') {
+        for (const v of value.v) prev.value.v.push(v);
+      } else if (prev.value.kind === 'string' && value.kind === 'string')
         prev.value = { kind: 'string', v: prev.value.v + value.v };
       else err(key, '"+=" needs a string or list of the same kind as the earlier value');
     } else if (prev) {
       prev.value = value;
       prev.line = keyLine;
-    } else entries.push({ key, value, line: keyLine });
+    } else {
+      const e = { key, value, line: keyLine };
+      entries.push(e);
+      byKey.set(key, e);
+    }
   }
   return entries;
 }
@@ -345,11 +361,12 @@ export function parseXlConfig(text: string, baseDir: string): DomainConfig {
 export function parseXlConfigDetailed(text: string, baseDir: string): XlParseResult {
   const entries = parseXlSyntax(text);
   const warnings: string[] = [];
-  const get = (key: string) => entries.find((e) => e.key === key);
+  const byKey = new Map(entries.map((e) => [e.key, e]));
+  const get = (key: string) => byKey.get(key);
   for (const e of entries) {
     const empty =
       (e.value.kind === 'list' && e.value.v.length === 0) || (e.value.kind === 'string' && e.value.v === '');
-    if (e.key in REFUSED_KEYS && !empty)
+    if (Object.hasOwn(REFUSED_KEYS, e.key) && !empty)
       throw new ConfigError(e.key, `not supported: ${REFUSED_KEYS[e.key]}`, e.line);
   }
   const str = (key: string, required: boolean): string | undefined => {
@@ -420,12 +437,13 @@ export function parseXlConfigDetailed(text: string, baseDir: string): XlParseRes
   } else if (root !== undefined || extra !== undefined) {
     cmdline = [root !== undefined ? `root=${root}` : '', extra ?? ''].filter((s) => s !== '').join(' ');
   }
-  const memory = int('memory', 1, MAX_MEMORY_MIB) ?? 128;
+  // memory and vcpus: range-checked once, by validateDomainConfig below (the CLI's and the adapter's check).
+  const memory = int('memory', 0, Infinity) ?? 128;
   const maxmem = int('maxmem', 1, 1 << 30);
   if (maxmem !== undefined && maxmem < memory) {
     throw new ConfigError('maxmem', `${maxmem} is below memory (${memory})`, get('maxmem')!.line);
   }
-  const vcpus = int('vcpus', 1, MAX_VCPUS) ?? 1;
+  const vcpus = int('vcpus', 0, Infinity) ?? 1;
   const maxvcpus = int('maxvcpus', 1, MAX_VCPUS);
   if (maxvcpus !== undefined && maxvcpus !== vcpus) {
     throw new ConfigError(

@@ -78,7 +78,7 @@ describe('debug adapter on a test machine', function () {
         kernel: scratchFile('k.bin', 'x'),
         memory: 'lots',
       } as DebugProtocol.LaunchRequestArguments),
-      /'memory': expected an integer/,
+      /'memory': must be a whole number/,
     );
     await assert.rejects(
       dc.launchRequest({

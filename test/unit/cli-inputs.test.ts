@@ -4,35 +4,15 @@
  * kernel, the ramdisk, disk images, the xl file (and the images it names),
  * `--input-file`; with the debug adapter's message ("not a regular file:
  * PATH"), from the one check both use (engine/xen/config.ts
- * `checkRegularFile`). The CLI runs from source in a child process
- * (`node -r tsx/cjs cli/main.ts`, or PVSCOPE_CLI_ENTRY) so that a hang is a
- * timeout here, not a stuck test process.
+ * `checkRegularFile`). The CLI runs in a child process (test/helpers/cli-run.ts).
  */
 import { strict as assert } from 'node:assert';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { LaunchError, validateLaunchArgs } from '../../debug-adapter/launch';
+import { runCli } from '../helpers/cli-run';
 import { makeTempDir } from '../helpers/image-build';
-
-const ROOT = join(__dirname, '..', '..');
-const ENTRY = resolve(ROOT, process.env.PVSCOPE_CLI_ENTRY ?? 'cli/main.ts');
-
-/** Runs `pvscope run ARGS` in a child; a hang ends at `timeoutMs` (status null). */
-export function runCli(
-  args: string[],
-  opts: { cwd?: string; timeoutMs?: number } = {},
-): { status: number | null; stderr: string; stdout: string } {
-  const tsx = require.resolve('tsx/cjs', { paths: [ROOT] });
-  const p = spawnSync(process.execPath, ['-r', tsx, ENTRY, 'run', ...args], {
-    cwd: opts.cwd ?? ROOT,
-    encoding: 'utf8',
-    timeout: opts.timeoutMs ?? 30_000,
-    input: '',
-    maxBuffer: 4 * 1024 * 1024,
-  });
-  return { status: p.status, stderr: p.stderr ?? '', stdout: p.stdout ?? '' };
-}
 
 describe('CLI: non-regular input files are refused (issue 8 item 7)', function () {
   this.timeout(240_000);
