@@ -4,8 +4,10 @@
  * line here.
  */
 import { registerAlu } from './alu';
+import { registerShift } from './shift';
 
 /** Registers every class's opcodes once (exec.ts calls it at load). */
 export function registerIntegerOps(): void {
   registerAlu();
+  registerShift();
 }
