@@ -100,6 +100,7 @@ export const enum PrivOp {
   SYSRET = 26,
   SYSEXIT = 27,
   IRET = 28, // never produced today; reserved
+  XSETBV = 29, // XCR number in ECX, value in EDX:EAX
   OTHER = 99,
 }
 

@@ -294,6 +294,14 @@ export class CpuState {
   mxcsr = 0x1f80;
   /** XCR0 (XFEATURE_ENABLED_MASK) low half; bit 0 (x87) is always set. High half is always 0 here. */
   xcr0 = 1;
+  /**
+   * XINUSE bits the XSAVE family tracks (SDM vol. 1 §13.6): bit 0 x87, bit 1
+   * SSE. Set when FXRSTOR/XRSTOR load the component, cleared when XRSTOR
+   * initialises it; engine/cpu/fpu/xsave.ts `xinuse()` ORs in every
+   * component that is not in its initial configuration, so other
+   * instructions need not update it.
+   */
+  xinuse = 0;
 
   /** Set by HLT; cleared when an interrupt/event is delivered. */
   halted = false;

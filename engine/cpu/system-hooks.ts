@@ -109,6 +109,10 @@ export interface SystemOps {
   smsw(cpu: CpuInternals): number;
   /** CPUID: reads EAX/ECX, writes EAX/EBX/ECX/EDX through `cpu.cpuid`. */
   cpuid(cpu: CpuInternals): void;
+  /** XGETBV (0F 01 D0): EDX:EAX := XCR[ECX]; `prefixed`: a 66/F2/F3 prefix was present (#UD). Returns 1 (retired). */
+  xgetbv(cpu: CpuInternals, prefixed: boolean): number;
+  /** XSETBV (0F 01 D1): XCR[ECX] := EDX:EAX at CPL 0; `prefixed` as for xgetbv. */
+  xsetbv(cpu: CpuInternals, prefixed: boolean): number;
   /** RDTSC (TSD check) and RDTSCP (writes ECX = TSC_AUX). */
   rdtsc(cpu: CpuInternals): void;
   rdtscp(cpu: CpuInternals): void;

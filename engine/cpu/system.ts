@@ -28,6 +28,8 @@ import type { CpuInternals } from './internals';
 import { PrivOp } from './api';
 import { Cr0, Cr4, Efer, Flag, Reg, Seg, SegAttr, Vector } from './state';
 import { DescOp, type SystemOps } from './system-hooks';
+import { xinuse } from './fpu/xstate';
+import { XCR0_SUPPORTED } from './cpuid';
 import {
   Descriptor,
   SysType,
@@ -1816,6 +1818,41 @@ function cpuid(cpu: CpuInternals): void {
   setReg32(cpu, Reg.RDX, r.edx);
 }
 
+/**
+ * XGETBV (SDM vol. 2 "XGETBV"): #UD when CR4.OSXSAVE = 0 or with a 66/F2/F3
+ * prefix; ECX = 0: EDX:EAX := XCR0; ECX = 1 (CPUID.(EAX=0DH,ECX=1):EAX[2]):
+ * EDX:EAX := XCR0 AND XINUSE; any other ECX: #GP(0). Any CPL. RAX/RDX
+ * upper halves cleared in 64-bit mode.
+ */
+function xgetbv(cpu: CpuInternals, prefixed: boolean): number {
+  const s = cpu.state;
+  if (prefixed || !(s.cr4 & Cr4.OSXSAVE)) cpu.fault(Vector.UD, -1);
+  const ecx = s.gprLo[Reg.RCX] >>> 0;
+  if (ecx > 1) cpu.fault(Vector.GP, 0);
+  const v = ecx === 0 ? s.xcr0 : s.xcr0 & xinuse(s, in64BitMode(cpu) ? 16 : 8);
+  setReg32(cpu, Reg.RAX, v);
+  setReg32(cpu, Reg.RDX, 0);
+  return 1;
+}
+
+/**
+ * XSETBV (SDM vol. 2 "XSETBV", vol. 1 §13.3): #UD when CR4.OSXSAVE = 0 or
+ * with a 66/F2/F3 prefix; CPL != 0 (or virtual-8086 mode) -> privileged exit
+ * (PrivOp.XSETBV) / #GP(0); ECX != 0 -> #GP(0); EDX:EAX must have bit 0
+ * (x87) set and no bit outside the supported XCR0 (x87|SSE,
+ * CPUID.(EAX=0DH,ECX=0):EDX:EAX), else #GP(0).
+ */
+function xsetbv(cpu: CpuInternals, prefixed: boolean): number {
+  const s = cpu.state;
+  if (prefixed || !(s.cr4 & Cr4.OSXSAVE)) cpu.fault(Vector.UD, -1);
+  if (s.cpl !== 0 || cpu.getRflags() & Flag.VM) cpu.privileged(PrivOp.XSETBV);
+  if (s.gprLo[Reg.RCX] !== 0) cpu.fault(Vector.GP, 0);
+  const lo = s.gprLo[Reg.RAX];
+  if (s.gprLo[Reg.RDX] !== 0 || lo & ~XCR0_SUPPORTED || !(lo & 1)) cpu.fault(Vector.GP, 0);
+  s.xcr0 = lo & XCR0_SUPPORTED;
+  return 1;
+}
+
 /** HLT (SDM vol. 2 "HLT"): CPL != 0 -> privileged exit / #GP(0); sets `state.halted` (the core exits HALT). */
 function hlt(cpu: CpuInternals): void {
   requireCpl0(cpu, PrivOp.HLT);
@@ -2027,6 +2064,8 @@ export const systemOps: SystemOps = {
   lmsw,
   smsw,
   cpuid,
+  xgetbv,
+  xsetbv,
   rdtsc,
   rdtscp,
   rdpmc,

@@ -193,6 +193,7 @@ export function runUntilExit(cpu: Cpu, maxInsns = 100000): RunResult {
 export function loadFxImage(m: TestMachine, img: Uint8Array): void {
   const ok = fxrstorImage(m.cpu.state, img, 0, m.bitness === 64, m.bitness === 64 ? 16 : 8);
   if (!ok) throw new Error('FXSAVE image: MXCSR sets reserved bits');
+  m.cpu.state.xinuse = 3; // as the native side's FXRSTOR: both components loaded (SDM vol. 1 §13.6)
 }
 
 /**
@@ -381,6 +382,8 @@ export interface CheckOptions extends DiffOptions {
   x87Pointers?: { fip: bigint; fdp: bigint; fop: number };
   /** Scratch offsets where the body stores FXSAVE images (the FXSAVE vendor rows apply to those bytes too). */
   fxsaveAt?: number[];
+  /** XSAVE-family images the body stores, with the legacy parts written (the FXSAVE vendor rows patch only those). */
+  xsaveAt?: Array<{ at: number; x87: boolean; mxcsr: boolean }>;
   /** The engine's documented CR2, for the `wide-pf-cr2` row. */
   cr2?: bigint;
 }
@@ -409,6 +412,7 @@ export function checkCase(
       caseStart: batch.caseStart[index],
       x87Pointers: opt.x87Pointers,
       fxsaveAt: opt.fxsaveAt,
+      xsaveAt: opt.xsaveAt,
       cr2: opt.cr2,
       initial: scratchInit(input.memSeed, input.memPatch),
     },

@@ -82,6 +82,12 @@ export interface RowContext {
   initial?: Uint8Array;
   /** Scratch offsets of the FXSAVE images the body stores (the FXSAVE rows patch those bytes as well). */
   fxsaveAt?: number[];
+  /**
+   * XSAVE-family images the body stores: scratch offset and which parts of
+   * the legacy region the instruction wrote (`x87`: bytes 0-23; `mxcsr`:
+   * bytes 24-31). The FXSAVE rows patch only the written parts.
+   */
+  xsaveAt?: Array<{ at: number; x87: boolean; mxcsr: boolean }>;
   /** The case's assembler body (rows about string instructions read the mnemonic). */
   body?: string;
   /** For the `wide-pf-cr2` row: the engine's documented CR2 (the first byte of the operand on a not-present page). */
@@ -138,13 +144,20 @@ function withFpu(host: NativeOutcome, ctx: RowContext, edit: (img: Uint8Array) =
     edit(img);
     out = { ...out, fpu: img };
   }
-  if (ctx.fxsaveAt?.length) {
+  const images = [
+    ...(ctx.fxsaveAt ?? []).map((at) => ({ at, x87: true, mxcsr: true })),
+    ...(ctx.xsaveAt ?? []),
+  ];
+  if (images.length) {
     const memDiff = new Map(out.memDiff);
-    for (const at of ctx.fxsaveAt) {
+    for (const { at, x87, mxcsr } of images) {
       // only the 32 header bytes carry vendor-dependent fields
       const img = new Uint8Array(32);
       for (let i = 0; i < 32; i++) img[i] = memDiff.get(at + i) ?? ctx.initial?.[at + i] ?? 0;
+      const before = img.slice();
       edit(img);
+      // parts the instruction did not write keep their bytes
+      for (let i = 0; i < 32; i++) if (!(i < 24 ? x87 : mxcsr)) img[i] = before[i];
       for (let i = 0; i < 32; i++) {
         if (ctx.initial && ctx.initial[at + i] === img[i]) memDiff.delete(at + i);
         else memDiff.set(at + i, img[i]);
@@ -238,6 +251,25 @@ export const VENDOR_ROWS: Record<string, VendorRow> = {
           if (v !== null) wrLE(img, 160 + 16 * o.dst + 4 * k, 4, BigInt(v >>> 0));
         });
       });
+    },
+  },
+  'xinuse-after-load': {
+    id: 'xinuse-after-load',
+    what: 'XSTATE_BV written by XSAVE (XINUSE) for x87/SSE components that XRSTOR loaded (XSTATE_BV[i] = 1) with their initial values (FCW 037FH, empty tags, zero registers; XMM registers 0)',
+    intel:
+      'XINUSE[i] = 1: XRSTOR\'s operation sets XINUSE[i] := 1 for every component it loads, so XSAVE writes XSTATE_BV[i] = 1 (SDM vol. 1 §13.8.1 and vol. 2 XRSTOR "Operation"; §13.6: a component in its initial configuration may have XINUSE[i] = 1)',
+    amd: 'XSTATE_BV[i] = 0: the loaded values are recognised as the initial configuration (APM vol. 2 §11.5.4 "XSAVE/XRSTOR" leaves XINUSE tracking to the implementation; measured on AMD EPYC)',
+    engineValue: (host, ctx) => {
+      // the case stores one XSAVE image (`xsaveAt[0]`) with RFBM = EAX & 3
+      const at = ctx.xsaveAt?.[0]?.at;
+      if (host.kind !== 'ok' || at === undefined) return host;
+      const rfbm = Number(ctx.input.regs[0] & 3n);
+      const memDiff = new Map(host.memDiff);
+      const cur = memDiff.get(at + 512) ?? ctx.initial?.[at + 512] ?? 0;
+      const want = cur | rfbm;
+      if (ctx.initial && ctx.initial[at + 512] === want) memDiff.delete(at + 512);
+      else memDiff.set(at + 512, want);
+      return { ...host, memDiff };
     },
   },
   'x87-error-pointers': {
