@@ -42,6 +42,7 @@ import {
   nativeToolchainProblem,
   parseFxImage,
   SCRATCH_BASE,
+  SIG,
   UNMAPPED_PAGES,
   type Bitness,
   type NativeBatch,
@@ -280,6 +281,8 @@ interface Form {
   approx?: { op: ApproxOp; lanes: 1 | 4 };
   /** Only in 64-bit mode (REX registers, REX.W forms). */
   only64?: boolean;
+  /** Register form that also gets the special-class matrix (`matrixInputs`). */
+  matrix?: boolean;
 }
 
 function forms(): Form[] {
@@ -302,7 +305,10 @@ function forms(): Form[] {
       only64: extra.only64 || /%r|%xmm(8|9|1\d)|^\w+q /.test(body),
     });
   const rm = (cls: string, insn: string, kind: Kind, memOff = 0, extra: Partial<Form> = {}) => {
-    add(cls, `${insn} %xmm1, %xmm0`, kind, 0, 1, extra);
+    add(cls, `${insn} %xmm1, %xmm0`, kind, 0, 1, {
+      matrix: /^(arith|cmp|comis|cvt|sse3)\./.test(cls),
+      ...extra,
+    });
     add(cls, `${insn} ${S(MEM + memOff)}, %xmm2`, kind, 2, 'mem', extra);
   };
   // Moves.
@@ -549,6 +555,66 @@ function inputFor(rng: Rng, form: Form, bits: Bitness): NativeInput {
   return { regs, rflags: 0x2 | (rng.u32() & 0x8d5), memSeed: rng.u32() || 1, memPatch, fpu };
 }
 
+/** One value of each special class (binary32 bits): zeros, denormals, min/max normal, 1, -1.5, infinities, NaNs. */
+const F32_CLASSES = [
+  0x00000000, 0x80000000, 0x00012345, 0x807fffff, 0x00800000, 0x3f800000, 0xbfc00000, 0x7f7fffff, 0x7f800000,
+  0xff800000, 0x7fc12345, 0xff812345,
+];
+const F64_CLASSES: bigint[] = [
+  0x0000000000000000n,
+  0x8000000000000000n,
+  0x0000000123456789n,
+  0x800fffffffffffffn,
+  0x0010000000000000n,
+  0x3ff0000000000000n,
+  0xbff8000000000000n,
+  0x7fefffffffffffffn,
+  0x7ff0000000000000n,
+  0xfff0000000000000n,
+  0x7ff80000deadbeefn,
+  0xfff456789abcdef0n,
+];
+/**
+ * MXCSR settings the matrix rotates through: default; DAZ+FTZ round down;
+ * everything unmasked round toward zero; IE/DE unmasked with DAZ round up.
+ */
+const MATRIX_MXCSR = [0x1f80, 0xbfc0, 0x6000, 0x5e40];
+
+/**
+ * Every (destination, source) pair of special classes (`F32_CLASSES` /
+ * `F64_CLASSES`; unary forms: every source class) for a register form,
+ * packed into as many lanes as the form uses, each case under the next
+ * `MATRIX_MXCSR` setting; the rest of each input comes from `inputFor`.
+ */
+function matrixInputs(rng: Rng, form: Form, bits: Bitness): NativeInput[] {
+  const wide = form.kind === 'f64';
+  const classes: bigint[] = wide ? F64_CLASSES : F32_CLASSES.map((v) => BigInt(v >>> 0));
+  const unary = /sqrt|cvt|round/.test(form.body);
+  const scalar = /(ss|sd)\b|comis|2si/.test(form.body.split(' ')[0]);
+  const perCase = scalar ? 1 : wide ? 2 : 4;
+  const w = wide ? 64n : 32n;
+  const pairs: Array<[bigint, bigint]> = [];
+  for (const a of unary ? [classes[5]] : classes) for (const b of classes) pairs.push([a, b]);
+  const out: NativeInput[] = [];
+  for (let c = 0; c * perCase < pairs.length; c++) {
+    const inp = inputFor(rng, form, bits);
+    const img = inp.fpu!;
+    const put = (reg: number, k: number, v: bigint) => {
+      for (let i = 0; i < Number(w) / 8; i++)
+        img[160 + 16 * reg + (k * Number(w)) / 8 + i] = Number((v >> BigInt(8 * i)) & 0xffn);
+    };
+    for (let k = 0; k < perCase; k++) {
+      const [a, b] = pairs[(c * perCase + k) % pairs.length];
+      put(form.dst, k, a);
+      put(form.src as number, k, b);
+    }
+    const mx = MATRIX_MXCSR[c % MATRIX_MXCSR.length];
+    for (let i = 0; i < 4; i++) img[24 + i] = (mx >>> (8 * i)) & 0xff;
+    out.push(inp);
+  }
+  return out;
+}
+
 // ---------------- RCP / RSQRT through the vendor row ----------------
 
 function lane32(img: Uint8Array, reg: number, k: number): number {
@@ -640,9 +706,11 @@ for (const bitness of [64, 32] as const) {
   const inputs: NativeInput[] = [];
   const owner: number[] = [];
   all.forEach((form, fi) => {
-    for (let v = 0; v < variants; v++) {
+    const mine = Array.from({ length: variants }, () => inputFor(rng, form, bitness));
+    if (form.matrix && typeof form.src === 'number') mine.push(...matrixInputs(rng, form, bitness));
+    for (const inp of mine) {
       bodies.push(form.body);
-      inputs.push(inputFor(rng, form, bitness));
+      inputs.push(inp);
       owner.push(fi);
     }
   });
@@ -669,6 +737,15 @@ for (const bitness of [64, 32] as const) {
     });
     after(() => batch?.dispose());
 
+    it('the cases reach unmasked #XM, #GP and every rounding mode', () => {
+      const fpe = host.filter((h) => h.kind === 'signal' && h.signal === SIG.SIGFPE).length;
+      const segv = host.filter((h) => h.kind === 'signal' && h.signal === SIG.SIGSEGV).length;
+      const rcs = new Set(inputs.map((inp) => (inp.fpu![25] >> 5) & 3));
+      assert.ok(fpe > bodies.length / 40, `only ${fpe} SIGFPE (#XM/#MF) cases`);
+      assert.ok(segv > 0, 'no #GP (misaligned) case');
+      assert.equal(rcs.size, 4);
+    });
+
     it('the vendor row rcp-rsqrt-approx exists with its references', () => {
       const row = VENDOR_ROWS['rcp-rsqrt-approx'];
       assert.ok(row && /SDM/.test(row.intel) && /APM/.test(row.amd));
@@ -683,6 +760,13 @@ for (const bitness of [64, 32] as const) {
           const d = form.approx
             ? checkApprox(m, batch, i, form, inputs[i], host[i])
             : checkCase(m, batch, i, inputs[i], host[i]);
+          const h = host[i];
+          if (!d.length && h.kind === 'signal' && h.signal === SIG.SIGFPE) {
+            // SIGFPE is #MF (an x87 exception pending before an MMX-operand form) or #XM: tell them apart
+            const mf = form.mmx && (inputs[i].fpu![2] & 0x80) !== 0;
+            if (m.cpu.exitVector !== (mf ? 16 : 19))
+              d.push(`want vector ${mf ? 16 : 19}, engine raised ${m.cpu.exitVector}`);
+          }
           if (d.length)
             fails.push(`\`${form.body}\` ${describeInput(inputs[i], bitness, form)}: ${d.join('; ')}`);
         }
