@@ -5,9 +5,11 @@
  */
 import { registerAlu } from './alu';
 import { registerShift } from './shift';
+import { registerMulDiv } from './muldiv';
 
 /** Registers every class's opcodes once (exec.ts calls it at load). */
 export function registerIntegerOps(): void {
   registerAlu();
   registerShift();
+  registerMulDiv();
 }
