@@ -979,12 +979,6 @@ function exec0f(cpu: Cpu, d: Insn): number {
     else if (s === 4) H[d.reg] = 0;
     return 1;
   }
-  if (op >= 0x190 && op <= 0x19f) {
-    const v = cpu.cond(op & 15) ? 1 : 0;
-    if (d.mod !== 3) linOf(cpu, d, 1, true);
-    wrRM(cpu, d, 1, v, 0);
-    return 1;
-  }
   if (op >= 0x1c8 && op <= 0x1cf) {
     const r = (op & 7) | ((d.rex & 1) << 3);
     const sw = (v: number) => ((v & 0xff) << 24) | ((v & 0xff00) << 8) | ((v >>> 8) & 0xff00) | (v >>> 24);
@@ -1109,12 +1103,6 @@ function exec0f(cpu: Cpu, d: Insn): number {
     case 0x1a2:
       systemOps.cpuid(cpu);
       return 1;
-    case 0x1a3:
-    case 0x1ab:
-    case 0x1b3:
-    case 0x1bb:
-    case 0x1ba:
-      return bitTest(cpu, d);
     case 0x1ae: {
       const g = d.reg & 7;
       if (d.rep) return ud(cpu, d); // F2/F3 forms (RDFSBASE..., PTWRITE, UMONITOR...) not supported
@@ -1145,139 +1133,9 @@ function exec0f(cpu: Cpu, d: Insn): number {
       setR(cpu, d, s, d.reg, s === 2 ? v & 0xffff : v, v >> 31);
       return 1;
     }
-    case 0x1b8: {
-      if (d.rep !== 0xf3) return ud(cpu, d);
-      const v = rdRM(cpu, d, s, false);
-      const vh = s === 8 ? cpu.tmpHi : 0;
-      const c = popcnt(s === 4 || s === 8 ? v : v & mask(s)) + (s === 8 ? popcnt(vh) : 0);
-      setR(cpu, d, s, d.reg, c, 0);
-      cpu.setArith(c === 0 ? 0x40 : 0);
-      return 1;
-    }
-    case 0x1bc:
-    case 0x1bd:
-      return bitScan(cpu, d);
   }
   if (isSse(op) || op === 0x177) return execSimd(cpu, d);
   return ud(cpu, d);
-}
-
-function popcnt(v: number): number {
-  v = v - ((v >>> 1) & 0x55555555);
-  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
-  return (Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24) & 0xff;
-}
-
-function clz32x(v: number): number {
-  return Math.clz32(v);
-}
-
-function bitScan(cpu: Cpu, d: Insn): number {
-  const s = d.osz;
-  const v = rdRM(cpu, d, s, false);
-  const vh = s === 8 ? cpu.tmpHi : 0;
-  const bits = s * 8;
-  const lo = s < 4 ? v & mask(s) : v;
-  const zero = (lo | vh) === 0;
-  const tz = (): number => {
-    if (lo !== 0) return 31 - clz32x(lo & -lo);
-    return 32 + 31 - clz32x(vh & -vh);
-  };
-  const msb = (): number => {
-    if (s === 8 && vh !== 0) return 63 - clz32x(vh);
-    return 31 - clz32x(lo);
-  };
-  if (d.rep === 0xf3) {
-    // TZCNT / LZCNT
-    let c: number;
-    if (d.op === 0x1bc) c = zero ? bits : tz();
-    else c = zero ? bits : bits - 1 - msb();
-    setR(cpu, d, s, d.reg, c, 0);
-    cpu.setArith((c === 0 ? 0x40 : 0) | (zero ? 1 : 0));
-    return 1;
-  }
-  if (zero) {
-    // Destination unchanged (as hardware does), ZF = 1.
-    cpu.setArith(0x40);
-    return 1;
-  }
-  const r = d.op === 0x1bc ? tz() : msb();
-  setR(cpu, d, s, d.reg, r, 0);
-  cpu.setArith(0);
-  return 1;
-}
-
-function bitTest(cpu: Cpu, d: Insn): number {
-  const st = cpu.state;
-  const s = d.osz;
-  const bits = s * 8;
-  let kind: number; // 0 BT, 1 BTS, 2 BTR, 3 BTC
-  let offLo: number,
-    offHi = 0;
-  let fromImm = false;
-  if (d.op === 0x1ba) {
-    const g = d.reg & 7;
-    if (g < 4) return ud(cpu, d);
-    kind = g - 4;
-    offLo = d.imm & 0xff;
-    fromImm = true;
-  } else {
-    kind = d.op === 0x1a3 ? 0 : d.op === 0x1ab ? 1 : d.op === 0x1b3 ? 2 : 3;
-    offLo = getR(cpu, d, s, d.reg);
-    offHi = s === 8 ? cpu.tmpHi : 0;
-    if (s === 2) offLo = (offLo << 16) >> 16;
-  }
-  let v: number,
-    vh = 0;
-  let bit: number;
-  if (d.mod === 3 || fromImm) {
-    bit = offLo & (bits - 1);
-    if (d.mod === 3) {
-      v = getR(cpu, d, s, d.rm);
-      vh = s === 8 ? cpu.tmpHi : 0;
-    } else {
-      linOf(cpu, d, s, kind !== 0);
-      v = rdMem(cpu, s);
-      vh = s === 8 ? cpu.tmpHi : 0;
-    }
-  } else {
-    // Bit string: the offset selects a word relative to the operand address (signed).
-    const off = s === 8 ? offHi * 4294967296 + (offLo >>> 0) : offLo;
-    const wordIdx = Math.floor(off / bits);
-    bit = off - wordIdx * bits;
-    offsetOf(cpu, d);
-    const delta = wordIdx * s;
-    const t = (ea.lo >>> 0) + delta;
-    if (d.asz === 8) {
-      ea.lo = (t % 4294967296) | 0;
-      ea.hi = (ea.hi + Math.floor(t / 4294967296)) | 0;
-    } else ea.lo = d.asz === 4 ? t | 0 : t & 0xffff;
-    applySeg(cpu, d.seg >= 0 ? d.seg : d.defSeg, s, kind !== 0);
-    v = rdMem(cpu, s);
-    vh = s === 8 ? cpu.tmpHi : 0;
-  }
-  const cf = bit < 32 ? (v >>> bit) & 1 : (vh >>> (bit - 32)) & 1;
-  if (kind !== 0) {
-    let nv = v,
-      nvh = vh;
-    const m = bit < 32 ? 1 << bit : 0;
-    const mh = bit >= 32 ? 1 << (bit - 32) : 0;
-    if (kind === 1) {
-      nv |= m;
-      nvh |= mh;
-    } else if (kind === 2) {
-      nv &= ~m;
-      nvh &= ~mh;
-    } else {
-      nv ^= m;
-      nvh ^= mh;
-    }
-    if (d.mod === 3) setR(cpu, d, s, d.rm, s < 4 ? nv & mask(s) : nv, nvh);
-    else wrMem(cpu, s, s < 4 ? nv & mask(s) : nv, nvh);
-  }
-  setSome(cpu, 1, cf);
-  void st;
-  return 1;
 }
 
 function group6(cpu: Cpu, d: Insn): number {

@@ -6,10 +6,12 @@
 import { registerAlu } from './alu';
 import { registerShift } from './shift';
 import { registerMulDiv } from './muldiv';
+import { registerBit } from './bit';
 
 /** Registers every class's opcodes once (exec.ts calls it at load). */
 export function registerIntegerOps(): void {
   registerAlu();
   registerShift();
   registerMulDiv();
+  registerBit();
 }
