@@ -239,7 +239,7 @@ export const VENDOR_ROWS: Record<string, VendorRow> = {
     what: 'RCPPS/RCPSS/RSQRTPS/RSQRTSS results (approximate reciprocal / reciprocal square root) of normal operands',
     intel:
       'implementation-specific bits within |relative error| <= 1.5 * 2^-12; exactly defined: ±0 and denormal operands (treated as ±0) give ±inf, ±inf gives ±0 (RCP) / +0 (RSQRT), NaN operands are returned quietened, RSQRT of a negative nonzero operand is the QNaN indefinite; RCP results are flushed to ±0 when tiny: |x| <= 1.11111111110100000000000B * 2^125 never gives a tiny result, |x| >= 1.00000000000110000000001B * 2^126 always does, in between either; no MXCSR flag, no exception, MXCSR.RC/DAZ/FTZ ignored (SDM vol. 2 RCPPS, RCPSS, RSQRTPS, RSQRTSS); the bits differ between Intel generations too',
-    amd: 'other implementation-specific bits within the same bound |relative error| <= 1.5 * 2^-12 (APM vol. 4 RCPPS, RSQRTPS: "the maximum relative error is less than or equal to 1.5 * 2^-12"); the exactly defined cases as Intel',
+    amd: 'other implementation-specific bits within the same bound |relative error| <= 1.5 * 2^-12 (APM vol. 4 RCPPS, RSQRTPS: "the maximum relative error is less than or equal to 1.5 * 2^-12"); the exactly defined cases as Intel (measured on AMD EPYC, which also flushes RCP(2^126) to 0, inside the implementation-dependent range)',
     engineValue: (host, ctx) => {
       // The exactly defined lanes take Intel's documented bits; the others stay the host's and are
       // checked against the bound (`rcpRsqrtCheck`) on every host, never bit for bit.

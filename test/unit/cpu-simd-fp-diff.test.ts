@@ -505,6 +505,7 @@ function forms(): Form[] {
     const approx = { op: a, lanes } as const;
     add(`approx.${op}`, `${op} %xmm1, %xmm0`, 'f32', 0, 1, { approx });
     add(`approx.${op}`, `${op} ${S(MEM + (lanes === 4 ? 0 : 4))}, %xmm2`, 'f32', 2, 'mem', { approx });
+    if (lanes === 4) add(`approx.${op}`, `${op} ${S(MEM + 4)}, %xmm2`, 'f32', 2, 'mem', { approx }); // #GP(0)
   }
   return f;
 }
@@ -617,6 +618,49 @@ function matrixInputs(rng: Rng, form: Form, bits: Bitness): NativeInput[] {
 
 // ---------------- RCP / RSQRT through the vendor row ----------------
 
+/** RCP/RSQRT operands: the special classes, the SDM's tiny-result limits and their neighbours, 1 and its neighbours. */
+const APPROX_EDGES = [
+  ...F32_CLASSES,
+  0x7e7fe800,
+  0x7e7fe801,
+  0x7e7fe7ff,
+  0x7e800000,
+  0x7e800c00,
+  0x7e800c01,
+  0x7e800c02,
+  0x7f000000,
+  0x7e7fffff,
+  0x3f800000,
+  0x3f7fffff,
+  0x3f800001,
+  0x3fffffff,
+  0x40000000,
+  0x00800001,
+  0x00ffffff,
+  0x7fbfffff,
+  0x7fffffff,
+];
+
+/** Inputs of an RCP/RSQRT register form: every `APPROX_EDGES` value and its negation in the source lanes. */
+function approxInputs(rng: Rng, form: Form, bits: Bitness): NativeInput[] {
+  const vals = [...APPROX_EDGES, ...APPROX_EDGES.map((v) => (v ^ 0x80000000) >>> 0)];
+  const n = form.approx!.lanes;
+  const out: NativeInput[] = [];
+  for (let c = 0; c * n < vals.length; c++) {
+    const inp = inputFor(rng, form, bits);
+    for (let k = 0; k < n; k++) {
+      const v = vals[(c * n + k) % vals.length];
+      for (let i = 0; i < 4; i++)
+        inp.fpu![160 + 16 * (form.src as number) + 4 * k + i] = (v >>> (8 * i)) & 0xff;
+    }
+    out.push(inp);
+  }
+  return out;
+}
+
+/** Lanes checked by `checkApprox`: bit for bit (documented) and against the bound. */
+const approxSeen = { documented: 0, bound: 0 };
+
 function lane32(img: Uint8Array, reg: number, k: number): number {
   const o = 160 + 16 * reg + 4 * k;
   return (img[o] | (img[o + 1] << 8) | (img[o + 2] << 16) | (img[o + 3] << 24)) >>> 0;
@@ -661,9 +705,11 @@ function checkApprox(
     const h = lane32(w, form.dst, k);
     const hex = (v: number) => '0x' + (v >>> 0).toString(16);
     if (rcpRsqrtDocumented(op, s) !== null) {
+      approxSeen.documented++;
       if (e !== h) out.push(`${op}(${hex(s)}) lane ${k}: want ${hex(h)} (documented) got ${hex(e)}`);
       return;
     }
+    approxSeen.bound++;
     const pe = rcpRsqrtCheck(op, s, e);
     if (pe) out.push(`engine: ${pe}`);
     const ph = rcpRsqrtCheck(op, s, lane32(host.fpu!, form.dst, k));
@@ -708,6 +754,7 @@ for (const bitness of [64, 32] as const) {
   all.forEach((form, fi) => {
     const mine = Array.from({ length: variants }, () => inputFor(rng, form, bitness));
     if (form.matrix && typeof form.src === 'number') mine.push(...matrixInputs(rng, form, bitness));
+    if (form.approx && typeof form.src === 'number') mine.push(...approxInputs(rng, form, bitness));
     for (const inp of mine) {
       bodies.push(form.body);
       inputs.push(inp);
@@ -777,5 +824,10 @@ for (const bitness of [64, 32] as const) {
         );
       });
     }
+
+    it('RCP/RSQRT lanes were checked both ways (documented bits and the bound)', () => {
+      assert.ok(approxSeen.documented >= 50, `${approxSeen.documented} documented lanes`);
+      assert.ok(approxSeen.bound >= 50, `${approxSeen.bound} lanes against the bound`);
+    });
   });
 }

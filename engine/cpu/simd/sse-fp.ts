@@ -19,8 +19,8 @@
  * (|err| <= 1.5 * 2^-12); Intel and AMD parts return different bits. The
  * engine returns the exact reciprocal (square-root reciprocal) rounded to
  * 12 significant bits (error <= 2^-12): deterministic, the same on every
- * host; the differential tests check the bound (see the vendor table in
- * test/helpers/x86-gen.ts).
+ * host; the differential tests check the bound (the `rcp-rsqrt-approx` row
+ * of test/helpers/vendor-table.ts; docs/cpu-testing.md).
  */
 import type { Cpu } from '../cpu';
 import type { Insn } from '../decoder';
