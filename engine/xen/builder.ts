@@ -22,6 +22,7 @@ import { XEN_MAJOR, XEN_MINOR } from './version';
 import { vcpuInitHook } from './vcpu-op';
 import { initVcpuFromContext } from './vcpu-context';
 import { MAX_VCPUS } from './config';
+import { guestKernel, pvFixupGuestCr4 } from './traps';
 import {
   GUEST_MFN_BASE,
   GUEST_DOMID,
@@ -89,6 +90,9 @@ function pfnToMfn(pfn: number): number {
 }
 
 const bits = (...b: number[]) => b.reduce((m, x) => (m | (1 << x)) >>> 0, 0);
+/** Leaf 1 ECX XSAVE (26) and OSXSAVE (27). */
+const CPUID_XSAVE = 1 << 26;
+const CPUID_OSXSAVE = 1 << 27;
 /** Leaf 1 EDX: VME, PSE, MTRR, PGE, PSE36, DS, ACPI, TM, PBE. */
 const PV_HIDE_1_EDX = bits(1, 3, 12, 13, 17, 21, 22, 29, 31);
 /** Leaf 1 ECX: DTES64, MONITOR, DS_CPL, VMX, SMX, EST, TM2, XTPR, PDCM, PCID, DCA, X2APIC, TSC_DEADLINE, OSXSAVE. */
@@ -102,15 +106,24 @@ const PV_HIDE_E1_EDX = bits(26);
 /** Leaf 0x80000001 ECX: SVM, EXTAPIC, CR8_LEGACY, OSVW, IBS, SKINIT, WDT, LWP, NODEID_MSR, TOPOEXT, MONITORX. */
 const PV_HIDE_E1_ECX = bits(2, 3, 4, 9, 10, 12, 13, 15, 19, 22, 29);
 
-/** CPUID policy with Xen's leaves 0x40000000-0x40000005 (brief §3.3) and the hypervisor bit. */
+/**
+ * CPUID policy with Xen's leaves 0x40000000-0x40000005 (brief §3.3) and the
+ * hypervisor bit. With `v`, leaf 1 ECX.OSXSAVE is Xen's dynamic PV bit
+ * (xen/arch/x86/cpuid.c guest_cpuid): set when the guest's virtual
+ * CR4.OSXSAVE is, or, on the enlightened path (the forced-emulation prefix,
+ * which calls `leaf` without `cr4`, i.e. while a #UD is serviced) in guest
+ * kernel mode, when Xen's own CR4.OSXSAVE is: the leak PV Linux relies on
+ * (xen_check_xsave).
+ */
 export function xenCpuidPolicy(
   base: CpuidPolicy,
   tscKhz: number,
   tscMul: number,
   tscShift: number,
+  v?: Vcpu,
 ): CpuidPolicy {
   return {
-    leaf(eax: number, ecx: number): CpuidResult {
+    leaf(eax: number, ecx: number, cr4?: number): CpuidResult {
       const l = eax >>> 0;
       if (l >= 0x40000000 && l < 0x40010000) {
         switch (l) {
@@ -129,15 +142,21 @@ export function xenCpuidPolicy(
             return { eax: 0, ebx: 0, ecx: 0, edx: 0 };
         }
       }
-      const r = base.leaf(eax, ecx);
+      const r = base.leaf(eax, ecx, cr4);
       // Features Xen does not offer a PV guest (public/arch-x86/cpufeatureset.h: only 'A' bits reach PV).
       switch (l) {
-        case 1:
+        case 1: {
+          let osxsave = 0;
+          if (v && r.ecx & CPUID_XSAVE) {
+            const enlightened = cr4 === undefined && guestKernel(v) && (v.cpu.state.cr4 & Cr4.OSXSAVE) !== 0;
+            if (v.guestCr4 & Cr4.OSXSAVE || enlightened) osxsave = CPUID_OSXSAVE;
+          }
           return {
             ...r,
-            ecx: ((r.ecx & ~PV_HIDE_1_ECX) | 0x80000000) >>> 0,
+            ecx: ((r.ecx & ~PV_HIDE_1_ECX) | osxsave | 0x80000000) >>> 0,
             edx: (r.edx & ~PV_HIDE_1_EDX) >>> 0,
           };
+        }
         case 7:
           if (ecx === 0)
             return { ...r, ebx: (r.ebx & ~PV_HIDE_7_EBX) >>> 0, ecx: (r.ecx & ~PV_HIDE_7_ECX) >>> 0 };
@@ -467,7 +486,11 @@ export function setupCpu(v: Vcpu, tscPerInstruction: number): void {
   cpu.interceptSysenter = true;
   cpu.interceptPrivileged = true;
   st.cr0 = Cr0.PE | Cr0.MP | Cr0.ET | Cr0.NE | Cr0.WP | Cr0.AM | Cr0.PG | 0;
-  st.cr4 = Cr4.PAE | Cr4.PGE | Cr4.OSFXSR | Cr4.OSXMMEXCPT;
+  // Xen's own CR4 (mmu_cr4_features on an XSAVE host: OSXSAVE set, so the guest's XSAVE/XGETBV run natively);
+  // the guest sees pv_fixup_guest_cr4's view. XCR0 starts as Xen loads it for a vCPU: x87|SSE.
+  st.cr4 = Cr4.PAE | Cr4.PGE | Cr4.OSFXSR | Cr4.OSXMMEXCPT | Cr4.OSXSAVE;
+  st.xcr0 = 3;
+  v.guestCr4 = pvFixupGuestCr4(v, 0);
   st.dr6 = 0xffff0ff0 | 0;
   st.dr7 = 0x400;
   if (d.bits === 64) {
@@ -487,7 +510,7 @@ export function setupCpu(v: Vcpu, tscPerInstruction: number): void {
   }
   cpu.setRflags(Flag.IF | Flag.FIXED1);
   const t = d.time;
-  cpu.cpuid = xenCpuidPolicy(cpu.cpuid, t.k * 1_000_000, t.mul, t.shift);
+  cpu.cpuid = xenCpuidPolicy(cpu.cpuid, t.k * 1_000_000, t.mul, t.shift, v);
   cpu.stateChanged();
 }
 

@@ -63,6 +63,12 @@ export class Vcpu implements XenVcpuCore {
   kernelSp = 0n;
   /** Virtual CR0.TS (fpu_taskswitch). */
   fpuTs = false;
+  /**
+   * The guest's view of CR4 (Xen's v->arch.pv.ctrlreg[4], built by
+   * pv_fixup_guest_cr4 in traps.ts): TSD/DE/OSXSAVE as the guest set them
+   * plus Xen's PAE/MCE/OSFXSR/OSXMMEXCPT. The CPU's own CR4 is Xen's.
+   */
+  guestCr4 = 0;
   /** Virtual IOPL (physdev set_iopl), 0-3. */
   iopl = 0;
   /** 64-bit GS bases; the active one is in the CPU's GS cache, the other in its KERNEL_GS_BASE MSR. */

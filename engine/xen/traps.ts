@@ -4,7 +4,8 @@
  * pv/iret.c, pv/emul-priv-op.c, pv/emul-inv-op.c, x86_64/entry.S
  * create_bounce_frame, x86_64/compat/entry.S).
  */
-import { Reg, Seg, Flag, Cr0, Vector } from '../cpu/state';
+import { Reg, Seg, Flag, Cr0, Cr4, Vector } from '../cpu/state';
+import { XCR0_SUPPORTED } from '../cpu/cpuid';
 import { PrivOp } from '../cpu/api';
 import type { Domain, Vcpu, Callback } from './domain';
 import * as E from './errno';
@@ -646,6 +647,54 @@ export function guestCr3(v: Vcpu): bigint {
   return BigInt(((mfn << 12) | (mfn >>> 20)) >>> 0);
 }
 
+/** CR4 bits a PV guest controls in its view (Xen PV_CR4_GUEST_MASK; FSGSBASE is not in the policy, so dropped). */
+const PV_CR4_GUEST_MASK = Cr4.TSD | Cr4.DE | Cr4.OSXSAVE;
+/** CR4 bits a PV guest sees from Xen's own CR4 (Xen PV_CR4_GUEST_VISIBLE_MASK). */
+const PV_CR4_GUEST_VISIBLE_MASK = Cr4.PAE | Cr4.MCE | Cr4.OSFXSR | Cr4.OSXMMEXCPT;
+
+/**
+ * The guest-visible CR4 for a value the guest writes (Xen pv/domain.c
+ * pv_fixup_guest_cr4): the guest-controllable bits the CPUID policy allows
+ * (TSD, DE, OSXSAVE: the policy offers TSC, DE and XSAVE; FSGSBASE it does
+ * not) from `cr4`, the visible bits from Xen's CR4 (the CPU's), nothing else.
+ */
+export function pvFixupGuestCr4(v: Vcpu, cr4: number): number {
+  return ((cr4 & PV_CR4_GUEST_MASK) | (v.cpu.state.cr4 & PV_CR4_GUEST_VISIBLE_MASK)) >>> 0;
+}
+
+/**
+ * XSETBV from a PV guest (Xen: #GP in the guest, pv_emulate_privileged_op ->
+ * x86_emulate's xsetbv -> x86emul_write_xcr -> handle_xsetbv). #UD (bounced)
+ * unless the guest's virtual CR4.OSXSAVE is set; #GP(0) outside guest kernel
+ * mode (x86_emulate's mode_ring0 sees the guest kernel as ring 0), for an XCR
+ * other than 0, or for a value handle_xsetbv rejects (-EINVAL: bits outside
+ * the supported XCR0 x87|SSE, or x87 clear: valid_xcr0). Otherwise XCR0 is
+ * loaded (Xen's v->arch.xcr0 and the hardware's) and the instruction skipped.
+ * @returns true when handled (emulated or #UD bounced), false for #GP(0).
+ */
+function emulateXsetbv(v: Vcpu): boolean {
+  const cpu = v.cpu;
+  const st = cpu.state;
+  if (!(v.guestCr4 & Cr4.OSXSAVE)) {
+    v.domain.trace('XSETBV with the guest CR4.OSXSAVE clear -> #UD');
+    injectTrap(v, Vector.UD, -1);
+    return true;
+  }
+  if (!guestKernel(v)) return false;
+  if (st.gprLo[Reg.RCX] !== 0) return false;
+  const lo = st.gprLo[Reg.RAX];
+  if (st.gprLo[Reg.RDX] !== 0 || lo & ~XCR0_SUPPORTED || !(lo & 1)) {
+    v.domain.reject(
+      E.EINVAL,
+      `handle_xsetbv: XCR0 0x${(st.gprLo[Reg.RDX] >>> 0).toString(16)}${(lo >>> 0).toString(16).padStart(8, '0')} not allowed`,
+    );
+    return false;
+  }
+  st.xcr0 = lo & XCR0_SUPPORTED;
+  cpu.skipInstruction();
+  return true;
+}
+
 /**
  * Emulates an intercepted privileged instruction. Returns true when it was
  * emulated (RIP advanced or the guest otherwise moved on), false when #GP
@@ -671,7 +720,7 @@ export function emulatePrivOp(v: Vcpu): boolean {
           val = guestCr3(v);
           break;
         case 4:
-          val = BigInt(cpu.state.cr4 >>> 0);
+          val = BigInt(v.guestCr4 >>> 0);
           break;
         default:
           return false;
@@ -709,7 +758,8 @@ export function emulatePrivOp(v: Vcpu): boolean {
           return true;
         }
         case 4:
-          // Xen fixes up guest CR4 writes (pv_fixup_guest_cr4) and keeps its own value.
+          // Xen write_cr: ctrlreg[4] = pv_fixup_guest_cr4(val); its own CR4 keeps the rest.
+          v.guestCr4 = pvFixupGuestCr4(v, Number(val & 0xffffffffn));
           break;
         default:
           return false;
@@ -855,6 +905,8 @@ export function emulatePrivOp(v: Vcpu): boolean {
       cpu.skipInstruction();
       return true;
     }
+    case PrivOp.XSETBV:
+      return emulateXsetbv(v);
     case PrivOp.HLT:
       // Treated as SCHEDOP_block (the guest idles until an event).
       if (!kernel) return false;
