@@ -104,7 +104,7 @@ function roundingValue(r: Rng): number[] {
 
 function value(r: Rng): number[] {
   const k = r.int(10);
-  if (k < 3) return r.pick(SPECIAL);
+  if (k < 3) return r.pick(SPECIAL).slice(); // a copy: callers perturb values in place
   if (k < 6) return randomNormal(r, 0x3ff0, 0x400f);
   if (k < 8) return roundingValue(r);
   if (k < 9) return randomNormal(r, 1, 0x7ffe);
@@ -408,14 +408,16 @@ function bitLen(v: bigint): number {
   return v === 0n ? 0 : (v < 0n ? -v : v).toString(2).length;
 }
 
-/** Truncates to REF_PREC bits (toward zero). */
+/** Rounds to REF_PREC bits, to odd (truncated, lost bits jammed into the last bit: an inexact value never lands on a shorter number). */
 function bfNorm(x: BF): BF {
   const n = bitLen(x.m);
   if (n <= REF_PREC) return x;
-  const sh = n - REF_PREC;
+  const sh = BigInt(n - REF_PREC);
   const neg = x.m < 0n;
-  const a = (neg ? -x.m : x.m) >> BigInt(sh);
-  return { m: neg ? -a : a, e: x.e + sh };
+  const m = neg ? -x.m : x.m;
+  let a = m >> sh;
+  if (a << sh !== m) a |= 1n;
+  return { m: neg ? -a : a, e: x.e + Number(sh) };
 }
 const bf = (m: bigint, e = 0): BF => bfNorm({ m, e });
 function bfAdd(a: BF, b: BF): BF {
@@ -524,8 +526,8 @@ function reduceRef(X: bigint, ex: number): [number, BF] {
     k += 1n;
     rem -= den;
   }
-  // r = rem / den * (Pi66/2) = rem * 2^(ex) / (X...)... r = x - k*Pi66/2 = (num - k den) / den * PI66 * 2^-67
-  const r = bfMul(bfDiv(bf(rem), bf(den)), bf(PI66, -67));
+  // r = x - k * Pi66/2 = rem * 2^-67 (sh >= 0) or rem * 2^ex (sh < 0), exactly.
+  const r = bf(rem, sh >= 0 ? -67 : ex);
   return [Number(k % 4n), r];
 }
 
@@ -563,6 +565,23 @@ export function transRef(name: string, x: BF, y: BF): Array<BF | null> {
       if (name === 'fsin') return [sin];
       if (name === 'fcos') return [cos];
       if (name === 'fsincos') return [cos, sin];
+      if (!(k & 1) && bfMag(r) < -40) {
+        // tan(r) = r (1 + r^2/3 + 2r^4/15 + 17r^6/315 + 62r^8/2835 + O(r^10)): keeps tan(r) > r where r^2/3 is below the precision.
+        const r2 = bfMul(r, r);
+        let p = ONE_BF;
+        let t = ONE_BF;
+        for (const [a, b] of [
+          [1, 3],
+          [2, 15],
+          [17, 315],
+          [62, 2835],
+        ]) {
+          p = bfMul(p, r2);
+          t = bfAdd(t, bfDivInt(bfMul(p, bf(BigInt(a))), b));
+        }
+        const v = bfMul(r, t);
+        return [null, neg ? bfNeg(v) : v];
+      }
       return [null, bfDiv(sin, cos)];
     }
     case 'f2xm1': {
@@ -645,7 +664,12 @@ export function checkRounding(got: BF, ref: BF, rc: number): RoundCheck {
   const ulpE = Math.max(mag - 64, -16445);
   const scale = (v: BF, extra: number): bigint => {
     const s = v.e - ulpE + extra;
-    return s >= 0 ? v.m << BigInt(s) : v.m >> BigInt(-s); // floor
+    if (s >= 0) return v.m << BigInt(s);
+    // Truncate toward zero with the lost bits jammed into the last bit (round to odd keeps the side of a boundary).
+    const a = v.m < 0n ? -v.m : v.m;
+    let t = a >> BigInt(-s);
+    if (t << BigInt(-s) !== a) t |= 1n;
+    return v.m < 0n ? -t : t;
   };
   const X = 320;
   const g = scale(got, X),
@@ -670,5 +694,129 @@ export function checkRounding(got: BF, ref: BF, rc: number): RoundCheck {
   const dMid = frac - unit / 2n;
   const hard = rc === 0 ? (dMid < 0n ? -dMid : dMid) <= tol : frac <= tol || unit - frac <= tol;
   const below1 = (diff < 0n ? -diff : diff) < unit;
-  return { err, correct: ag === want << BigInt(X) && g < 0n === neg, hard, up, below1 };
+  return { err, correct: ag === want << BigInt(X) && (ag === 0n || g < 0n === neg), hard, up, below1 };
+}
+
+// ---- Transcendental differential cases (cpu-x87-diff.test.ts "transcendentals") ----
+
+/** What a transcendental case computes (for the reference check). */
+export interface X87TransInfo {
+  name: string;
+  /** FCW of the case. */
+  cw: number;
+  /** ST0 and ST1 inputs (10-byte values). */
+  x: number[];
+  y: number[];
+  /** Stack inputs loaded (2 normally; 0 underflow; 8 full stack). */
+  nstack: number;
+}
+
+const TRANS_OPS: Array<[string, number]> = [
+  ['fsin', 0xfe],
+  ['fcos', 0xff],
+  ['fsincos', 0xfb],
+  ['fptan', 0xf2],
+  ['f2xm1', 0xf0],
+  ['fyl2x', 0xf1],
+  ['fyl2xp1', 0xf9],
+  ['fpatan', 0xf3],
+];
+
+/** x = k * pi/2 (k < 2^20) rounded, with its low bits perturbed: the reduction's hard region. */
+function nearHalfPi(r: Rng): number[] {
+  const k = 1 + r.int(r.int(2) ? 8 : 1 << 20);
+  // 0xC90FDAA22168C234C4C6628B = pi * 2^94: v = k * pi/2 * 2^94.
+  const v = (BigInt(k) * 0xc90fdaa22168c234c4c6628bn) >> 1n;
+  const n = v.toString(2).length;
+  let sig = (v >> BigInt(n - 64)) + BigInt(r.int(64) - 32);
+  if (sig >= 1n << 64n) sig = (1n << 64n) - 1n;
+  if (sig < 1n << 63n) sig = 1n << 63n;
+  const e = n - 1 - 94 + 16383;
+  return f80(r.int(2), e, Number(sig >> 32n) >>> 0, Number(sig & 0xffffffffn) >>> 0);
+}
+
+/** SPECIAL entries inside the SDM's domain of F2XM1 (|x| <= 1) and FYL2XP1 (|x| < 1 - sqrt(2)/2); beyond it the result is undefined. */
+function inDomain(name: string, b: number[]): boolean {
+  const e = (b[8] | (b[9] << 8)) & 0x7fff;
+  if (e === 0) return true; // zeros, denormals
+  if (e === 0x7fff) return !(b[7] === 0x80 && b.slice(0, 7).every((v) => v === 0)); // NaNs and invalid encodings, not infinities
+  if (name === 'f2xm1')
+    return e < 16383 || (e === 16383 && b[7] === 0x80 && b.slice(0, 7).every((v) => v === 0));
+  if (name === 'fyl2xp1') return e < 16381;
+  return true;
+}
+
+function transValue(r: Rng, name: string): number[] {
+  const k = r.int(16);
+  if (k === 0) {
+    const v = r.pick(SPECIAL).slice();
+    return inDomain(name, v) ? v : f80(v[9] >> 7, 0, 0, 0);
+  }
+  if (k === 1) return f80(r.int(2), 0, r.u32() >>> 1, r.u32()); // denormal
+  const sig = () => [(r.u32() | 0x80000000) >>> 0, r.u32()] as const;
+  const [h, l] = sig();
+  switch (name) {
+    case 'f2xm1':
+      return f80(r.int(2), 16382 - (k < 4 ? r.int(16000) : r.int(70)), h, l);
+    case 'fyl2xp1': {
+      // |x| < 1 - sqrt(2)/2 = 0.2928...: exponent <= -3, or -2 with significand < 0x95F6...
+      const e = 16381 - (k < 4 ? r.int(16000) : r.int(70));
+      return f80(r.int(2), e, e === 16381 ? (h & 0x0fffffff) | 0x80000000 : h, l);
+    }
+    case 'fyl2x':
+      return f80(0, 16383 + (k < 4 ? r.int(32000) - 16000 : r.int(140) - 70), h, l);
+    case 'fpatan':
+      return f80(r.int(2), 16383 + (k < 4 ? r.int(30000) - 15000 : r.int(140) - 70), h, l);
+    default:
+      if (k < 6) return nearHalfPi(r);
+      if (k === 6) return f80(r.int(2), 16383 + 63 + r.int(3), h, l); // out of range: C2
+      return f80(r.int(2), 16383 + r.int(k < 9 ? 63 : 8) - (k < 8 ? 70 : 4), h, l);
+  }
+}
+
+/** Generates `count` transcendental cases (same body layout as generateX87Cases) with their `trans` info. */
+export function generateX87TransCases(
+  count: number,
+  seed: number,
+  bitness: 32 | 64,
+): Array<X87Case & { trans: X87TransInfo }> {
+  const r = new Rng(seed * 104729 + 71);
+  const base = bitness === 64 ? '%rbx' : '%ebx';
+  const out: Array<X87Case & { trans: X87TransInfo }> = [];
+  for (let n = 0; n < count; n++) {
+    const [name, opb] = TRANS_OPS[n % TRANS_OPS.length];
+    const mk = r.int(10);
+    const masks = mk < 7 ? 0x3f : mk < 8 ? 0x00 : mk < 9 ? 0x20 : r.int(64);
+    const cw = 0x40 | masks | r.pick(CWS_PC) | r.pick(CWS_RC);
+    const x = transValue(r, name);
+    const y =
+      name === 'fyl2x' || name === 'fyl2xp1' || name === 'fpatan' ? transValue(r, 'fpatan') : value(r);
+    const z = value(r);
+    const st = r.int(24);
+    const nstack = st === 0 ? 0 : st === 1 ? 1 : st === 2 ? 8 : 2;
+    const patch: Array<[number, number]> = [
+      [OFF_CW, cw & 0xff],
+      [OFF_CW + 1, cw >> 8],
+    ];
+    [x, y, z].forEach((v, k) => v.forEach((b, i) => patch.push([OFF_X + 0x10 * k + i, b])));
+    const lines = ['\tfninit', ...Array(8).fill('\tfldz'), '\tfninit', `\tfldcw ${OFF_CW}(${base})`];
+    if (nstack === 8) for (let k = 0; k < 6; k++) lines.push(`\tfldt ${OFF_Z}(${base})`);
+    if (nstack >= 2) lines.push(`\tfldt ${OFF_Y}(${base})`);
+    if (nstack >= 1) lines.push(`\tfldt ${OFF_X}(${base})`);
+    lines.push(`\t.byte 0xd9, 0x${opb.toString(16)}`);
+    const waits = r.int(16) === 0 && masks !== 0x3f;
+    if (waits) lines.push('\tfwait');
+    lines.push(`\tfnsave ${OFF_SAVE}(${base})`);
+    for (const o of [12, 16, 20, 24]) lines.push(`\tmovl $0, ${OFF_SAVE + o}(${base})`);
+    out.push({
+      id: `${name}#${n}`,
+      cls: name,
+      body: lines.join('\n'),
+      memPatch: patch,
+      waits,
+      note: `cw=${cw.toString(16)} nstack=${nstack} x=${f80Text(x)} y=${f80Text(y)}`,
+      trans: { name, cw, x, y, nstack },
+    });
+  }
+  return out;
 }

@@ -568,7 +568,7 @@ export function fcos(a: F80, out: F80): void {
   cosOut(out);
 }
 
-/** FSINCOS: sin(a) into `sin`, cos(a) into `cos` (rounded in that order: C1 is the cosine's). SDM FSINCOS. */
+/** FSINCOS: sin(a) into `sin`, cos(a) into `cos`; C1 is the sine's rounding (ST1; host behaviour, the SDM only says "rounded up"). SDM FSINCOS. */
 export function fsincos(a: F80, sin: F80, cos: F80): void {
   const k = classify(a);
   if (trigSpecial(a, k, sin, cos)) return;
@@ -581,8 +581,8 @@ export function fsincos(a: F80, sin: F80, cos: F80): void {
   reduce(a);
   mul(mA, mR, mR);
   sinCosTails(mA);
-  sinOut(a.s, sin);
   cosOut(cos);
+  sinOut(a.s, sin);
 }
 
 /** FPTAN: tan(a) into out and 1.0 into `one` (the value pushed). SDM FPTAN. */
@@ -713,8 +713,10 @@ function timesY(y: F80, exact: boolean, out: F80): void {
 export function fyl2x(x: F80, y: F80, out: F80): void {
   const kx = classify(x),
     ky = classify(y);
+  // A negative x is invalid before the denormal check (host behaviour: IE without DE for a negative denormal).
+  if (x.s && kx !== K.ZERO && kx !== K.INVALID && kx < K.QNAN && ky !== K.INVALID && ky < K.QNAN)
+    return invalid(out);
   if (nanOrInvalid(x, kx, y, ky, out)) return;
-  if (kx !== K.ZERO && x.s) return invalid(out);
   if (kx === K.ZERO) {
     if (ky === K.ZERO) return invalid(out);
     if (ky !== K.INF) sf.exc |= Exc.ZE;
