@@ -7,6 +7,7 @@ import { registerAlu } from './alu';
 import { registerShift } from './shift';
 import { registerMulDiv } from './muldiv';
 import { registerBit } from './bit';
+import { registerString } from './string';
 
 /** Registers every class's opcodes once (exec.ts calls it at load). */
 export function registerIntegerOps(): void {
@@ -14,4 +15,5 @@ export function registerIntegerOps(): void {
   registerShift();
   registerMulDiv();
   registerBit();
+  registerString();
 }
