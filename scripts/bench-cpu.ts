@@ -470,7 +470,7 @@ export function x87Model(n: number): { acc: number; a: Float64Array } {
 const x87Workload: CpuWorkload = {
   figure: 'cpu.mipsX87',
   mode: 'long64',
-  iterations: 2_000_000,
+  iterations: 800_000,
   perIteration: 13,
   source: x87Source,
   setup(tm, n) {
