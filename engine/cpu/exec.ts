@@ -40,6 +40,7 @@ import {
 import { setLazy, setSome, szp } from './ops/arith-flags';
 import { alu, incdec } from './ops/alu';
 import { countZero, decCount } from './ops/string';
+import { adjustSp, peek, push } from './ops/stack';
 import { opHandlers } from './ops/table';
 import { registerIntegerOps } from './ops/index';
 export { getR, operandAddress, readRm, setR, undefinedOpcode, writeRm } from './ops/operands';
@@ -82,66 +83,6 @@ function farPointerLoad(cpu: Cpu, d: Insn, seg: number): number {
 // ---------------- 64-bit helpers (cold) ----------------
 
 // ---------------- stack ----------------
-
-/** Stack address size in bytes. */
-function stackSize(cpu: Cpu): number {
-  if (cpu.curMode === 5) return 8;
-  return cpu.state.segAttr[2] & 0x400 ? 4 : 2;
-}
-
-function push(cpu: Cpu, s: number, v: number, vh: number): void {
-  const st = cpu.state;
-  const ss = stackSize(cpu);
-  if (ss === 8) {
-    const t = (st.gprLo[4] >>> 0) - s;
-    const lo = t | 0;
-    const hi = (st.gprHi[4] - (t < 0 ? 1 : 0)) | 0;
-    if ((hi << 16) >> 16 !== hi) cpu.fault(12, 0); // non-canonical stack address: #SS(0)
-    cpu.wrS(lo, hi, s, v, vh);
-    st.gprLo[4] = lo;
-    st.gprHi[4] = hi;
-    return;
-  }
-  const sp = ss === 4 ? (st.gprLo[4] - s) | 0 : (st.gprLo[4] - s) & 0xffff;
-  const lin = cpu.flat && ss === 4 ? sp : cpu.segLin(2, sp, s, true);
-  cpu.wrS(lin, 0, s, v, vh);
-  if (ss === 4) st.gprLo[4] = sp;
-  else st.gprLo[4] = (st.gprLo[4] & ~0xffff) | sp;
-}
-
-/** Reads the stack slot at depth `depth` bytes without popping. */
-function peek(cpu: Cpu, s: number, depth: number): number {
-  const st = cpu.state;
-  const ss = stackSize(cpu);
-  if (ss === 8) {
-    const t = (st.gprLo[4] >>> 0) + depth;
-    const hi = (st.gprHi[4] + (t > 0xffffffff ? 1 : 0)) | 0;
-    if ((hi << 16) >> 16 !== hi) cpu.fault(12, 0); // non-canonical stack address: #SS(0)
-    return cpu.rdS(t | 0, hi, s);
-  }
-  const sp = ss === 4 ? (st.gprLo[4] + depth) | 0 : (st.gprLo[4] + depth) & 0xffff;
-  const lin = cpu.flat && ss === 4 ? sp : cpu.segLin(2, sp, s, false);
-  return cpu.rdS(lin, 0, s);
-}
-
-function adjustSp(cpu: Cpu, n: number): void {
-  const st = cpu.state;
-  const ss = stackSize(cpu);
-  if (ss === 8) {
-    const t = (st.gprLo[4] >>> 0) + n;
-    st.gprLo[4] = t | 0;
-    st.gprHi[4] = (st.gprHi[4] + Math.floor(t / 4294967296)) | 0;
-  } else if (ss === 4) st.gprLo[4] = (st.gprLo[4] + n) | 0;
-  else st.gprLo[4] = (st.gprLo[4] & ~0xffff) | ((st.gprLo[4] + n) & 0xffff);
-}
-
-function pop(cpu: Cpu, s: number): number {
-  const v = peek(cpu, s, 0);
-  const h = cpu.tmpHi;
-  adjustSp(cpu, s);
-  cpu.tmpHi = h;
-  return v;
-}
 
 // ---------------- control ----------------
 
@@ -226,54 +167,6 @@ export function execInsn(cpu: Cpu, d: Insn): number {
 
   switch (op) {
     // ----- segment push/pop (32-bit modes) -----
-    case 0x06:
-    case 0x0e:
-    case 0x16:
-    case 0x1e:
-      if (long) return ud(cpu, d);
-      push(cpu, s, st.segSel[op >> 3], 0);
-      return 1;
-    case 0x07:
-    case 0x17:
-    case 0x1f: {
-      if (long) return ud(cpu, d);
-      const v = peek(cpu, s, 0) & 0xffff;
-      systemOps.loadSegment(cpu, op >> 3, v);
-      adjustSp(cpu, s);
-      return 1;
-    }
-    case 0x1a0:
-    case 0x1a8:
-      push(cpu, s, st.segSel[op === 0x1a0 ? 4 : 5], 0);
-      return 1;
-    case 0x1a1:
-    case 0x1a9: {
-      const v = peek(cpu, s, 0) & 0xffff;
-      systemOps.loadSegment(cpu, op === 0x1a1 ? 4 : 5, v);
-      adjustSp(cpu, s);
-      return 1;
-    }
-    case 0x60: {
-      if (long) return ud(cpu, d);
-      const sp = getR(cpu, d, s, 4);
-      const vals = [0, 1, 2, 3, -1, 5, 6, 7].map((r) => (r < 0 ? sp : getR(cpu, d, s, r)));
-      // Check the whole area first so a fault leaves ESP unchanged.
-      const ss = stackSize(cpu);
-      const base = ss === 4 ? (R[4] - 8 * s) | 0 : (R[4] - 8 * s) & 0xffff;
-      const lin = cpu.flat && ss === 4 ? base : cpu.segLin(2, base, 8 * s, true);
-      for (let i = 0; i < 8; i++) cpu.wrS((lin + (7 - i) * s) | 0, 0, s, vals[i], 0);
-      if (ss === 4) R[4] = base;
-      else R[4] = (R[4] & ~0xffff) | base;
-      return 1;
-    }
-    case 0x61: {
-      if (long) return ud(cpu, d);
-      const vals: number[] = [];
-      for (let i = 0; i < 8; i++) vals.push(peek(cpu, s, i * s));
-      for (let i = 0; i < 8; i++) if (i !== 3) setR(cpu, d, s, 7 - i, vals[i], 0);
-      adjustSp(cpu, 8 * s);
-      return 1;
-    }
     case 0x62:
       return ud(cpu, d); // BOUND (and EVEX) not supported
     case 0x63:
@@ -284,10 +177,6 @@ export function execInsn(cpu: Cpu, d: Insn): number {
         return 1;
       }
       return ud(cpu, d); // ARPL: not for protected-mode guests here
-    case 0x68:
-    case 0x6a:
-      push(cpu, s, d.imm, d.imm >> 31);
-      return 1;
     case 0x86:
     case 0x87: {
       const sz = op & 1 ? s : 1;
@@ -338,27 +227,6 @@ export function execInsn(cpu: Cpu, d: Insn): number {
       systemOps.loadSegment(cpu, sr, v & 0xffff);
       return 1;
     }
-    case 0x8f: {
-      if ((d.reg & 7) !== 0) return ud(cpu, d);
-      const v = peek(cpu, s, 0);
-      const vh = cpu.tmpHi;
-      // The address is computed with the incremented stack pointer (SDM POP).
-      const saveLo = R[4],
-        saveHi = H[4];
-      adjustSp(cpu, s);
-      try {
-        if (d.mod === 3) setR(cpu, d, s, d.rm, v, vh);
-        else {
-          linOf(cpu, d, s, true);
-          wrMem(cpu, s, v, vh);
-        }
-      } catch (e) {
-        R[4] = saveLo;
-        H[4] = saveHi;
-        throw e;
-      }
-      return 1;
-    }
     case 0x90:
       if (d.rex & 1) {
         const a = getR(cpu, d, s, 8);
@@ -386,18 +254,6 @@ export function execInsn(cpu: Cpu, d: Insn): number {
       return 1;
     case 0x9b:
       return execX87(cpu, d); // FWAIT
-    case 0x9c: {
-      if (cpu.mode() === 6 && (cpu.rfl & 0x3000) !== 0x3000) cpu.fault(13, 0);
-      const f = cpu.getRflags() & ~0x30000; // VM and RF are not pushed
-      push(cpu, s, s === 2 ? f & 0xffff : f, 0);
-      return 1;
-    }
-    case 0x9d: {
-      const v = peek(cpu, s, 0);
-      popf(cpu, v, s);
-      adjustSp(cpu, s);
-      return 1;
-    }
     case 0x9e:
       // SAHF: LAHF/SAHF are available in 64-bit mode (CPUID 80000001h ECX[0] is set).
       setSome(cpu, 0xd5, (R[0] >> 8) & 0xd5);
@@ -437,29 +293,6 @@ export function execInsn(cpu: Cpu, d: Insn): number {
       const sz = op & 1 ? s : 1;
       if (d.mod !== 3) linOf(cpu, d, sz, true);
       wrRM(cpu, d, sz, sz === 1 ? d.imm & 0xff : sz === 2 ? d.imm & 0xffff : d.imm, d.imm >> 31);
-      return 1;
-    }
-    case 0xc8:
-      enter(cpu, d);
-      return 1;
-    case 0xc9: {
-      // LEAVE: rSP = rBP, then pop rBP.
-      const ss = stackSize(cpu);
-      const saveLo = R[4],
-        saveHi = H[4];
-      if (ss === 8) {
-        R[4] = R[5];
-        H[4] = H[5];
-      } else if (ss === 4) R[4] = R[5];
-      else R[4] = (R[4] & ~0xffff) | (R[5] & 0xffff);
-      try {
-        const v = pop(cpu, s);
-        setR(cpu, d, s, 5, v, cpu.tmpHi);
-      } catch (e) {
-        R[4] = saveLo;
-        H[4] = saveHi;
-        throw e;
-      }
       return 1;
     }
     case 0xca:
@@ -611,18 +444,6 @@ export function execInsn(cpu: Cpu, d: Insn): number {
     case 0xff:
       return group45(cpu, d, op === 0xfe ? 1 : s);
   }
-  if (op >= 0x50 && op <= 0x57) {
-    const r = (op & 7) | ((d.rex & 1) << 3);
-    const v = getR(cpu, d, s, r);
-    push(cpu, s, v, cpu.tmpHi);
-    return 1;
-  }
-  if (op >= 0x58 && op <= 0x5f) {
-    const r = (op & 7) | ((d.rex & 1) << 3);
-    const v = pop(cpu, s);
-    setR(cpu, d, s, r, v, cpu.tmpHi);
-    return 1;
-  }
   if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f)) {
     if (cpu.cond(op & 15)) {
       const lo = relTarget(d),
@@ -649,20 +470,6 @@ export function execInsn(cpu: Cpu, d: Insn): number {
   if (op >= 0xd8 && op <= 0xdf) return execX87(cpu, d);
   if (op >= 0x100) return exec0f(cpu, d);
   return ud(cpu, d);
-}
-
-function popf(cpu: Cpu, v: number, s: number): void {
-  const st = cpu.state;
-  const m = cpu.mode();
-  const iopl = (cpu.rfl >> 12) & 3;
-  if (m === 6 && iopl !== 3) cpu.fault(13, 0);
-  // Writable bits: arithmetic, TF, DF, NT, AC, ID; IF if CPL <= IOPL; IOPL at CPL 0. VM/RF/VIP/VIF kept.
-  let writable = ARITH_FLAGS | 0x100 | 0x400 | 0x4000 | 0x40000 | 0x200000;
-  if (st.cpl <= iopl || m === 0) writable |= 0x200;
-  if (st.cpl === 0 || m === 0) writable |= 0x3000;
-  if (s === 2) writable &= 0xffff;
-  const old = cpu.getRflags();
-  cpu.setRflags((old & ~writable) | (v & writable));
 }
 
 function softInt(cpu: Cpu, d: Insn, vector: number, exception: boolean): void {
@@ -710,49 +517,6 @@ function group45(cpu: Cpu, d: Insn, s: number): number {
     }
   }
   return ud(cpu, d);
-}
-
-function enter(cpu: Cpu, d: Insn): void {
-  const st = cpu.state;
-  const R = st.gprLo,
-    H = st.gprHi;
-  const s = d.osz;
-  const size = d.imm & 0xffff;
-  const level = d.imm2 & 31;
-  const saveLo = [R[4], R[5]],
-    saveHi = [H[4], H[5]];
-  try {
-    push(cpu, s, getR(cpu, d, s, 5), cpu.tmpHi);
-    const frameLo = getR(cpu, d, s, 4);
-    const frameHi = cpu.tmpHi;
-    if (level > 0) {
-      let bpLo = saveLo[1],
-        bpHi = saveHi[1];
-      for (let i = 1; i < level; i++) {
-        const t = (bpLo >>> 0) - s;
-        bpLo = t | 0;
-        if (t < 0) bpHi = (bpHi - 1) | 0;
-        let v: number, vh: number;
-        if (cpu.curMode === 5) {
-          v = cpu.rdS(bpLo, bpHi, s);
-          vh = cpu.tmpHi;
-        } else {
-          v = cpu.rdS(cpu.flat ? bpLo : cpu.segLin(2, bpLo, s, false), 0, s);
-          vh = 0;
-        }
-        push(cpu, s, v, vh);
-      }
-      push(cpu, s, frameLo, frameHi);
-    }
-    setR(cpu, d, s, 5, frameLo, frameHi);
-    adjustSp(cpu, -size);
-  } catch (e) {
-    R[4] = saveLo[0];
-    R[5] = saveLo[1];
-    H[4] = saveHi[0];
-    H[5] = saveHi[1];
-    throw e;
-  }
 }
 
 // ---------------- string instructions ----------------

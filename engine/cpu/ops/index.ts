@@ -8,6 +8,7 @@ import { registerShift } from './shift';
 import { registerMulDiv } from './muldiv';
 import { registerBit } from './bit';
 import { registerString } from './string';
+import { registerStack } from './stack';
 
 /** Registers every class's opcodes once (exec.ts calls it at load). */
 export function registerIntegerOps(): void {
@@ -16,4 +17,5 @@ export function registerIntegerOps(): void {
   registerMulDiv();
   registerBit();
   registerString();
+  registerStack();
 }
