@@ -643,7 +643,7 @@ export function f2xm1(a: F80, out: F80): void {
   if (k === K.DENORMAL) sf.exc |= Exc.DE;
   const E = (a.e === 0 ? 1 : a.e) - BIAS;
   if (E === 0 && a.hi === 0x80000000 && a.lo === 0) {
-    // 2^1 - 1 = 1, 2^-1 - 1 = -0.5: exact.
+    // 2^1 - 1 = 1, 2^-1 - 1 = -0.5: exact, no PE (an AMD EPYC reports both inexact and rounds +1 as if just below 1).
     if (a.s) out.set(1, BIAS - 1, 0x80000000, 0);
     else out.set(0, BIAS, 0x80000000, 0);
     return;
@@ -677,8 +677,8 @@ export function f2xm1(a: F80, out: F80): void {
 
 // ---- FYL2X, FYL2XP1 ----
 
-/** Zero / infinity / NaN rules shared by FYL2X and FYL2XP1 for the y operand; returns true when handled. */
-function nanOrInvalid(x: F80, kx: K, y: F80, ky: K, out: F80): boolean {
+/** Unsupported encodings (IE) and NaN operands of the two-operand functions; then DE for denormals unless `noDe`. Returns true when handled. */
+function nanOrInvalid(x: F80, kx: K, y: F80, ky: K, out: F80, noDe = false): boolean {
   if (kx === K.INVALID || ky === K.INVALID) {
     sf.exc |= Exc.IE;
     setIndefinite(out);
@@ -688,7 +688,7 @@ function nanOrInvalid(x: F80, kx: K, y: F80, ky: K, out: F80): boolean {
     propagateNaN(x, kx, y, ky, true, out);
     return true;
   }
-  if (kx === K.DENORMAL || ky === K.DENORMAL) sf.exc |= Exc.DE;
+  if (!noDe && (kx === K.DENORMAL || ky === K.DENORMAL)) sf.exc |= Exc.DE;
   return false;
 }
 
@@ -716,7 +716,8 @@ export function fyl2x(x: F80, y: F80, out: F80): void {
   // A negative x is invalid before the denormal check (host behaviour: IE without DE for a negative denormal).
   if (x.s && kx !== K.ZERO && kx !== K.INVALID && kx < K.QNAN && ky !== K.INVALID && ky < K.QNAN)
     return invalid(out);
-  if (nanOrInvalid(x, kx, y, ky, out)) return;
+  // log2(±0): ZE only, no DE for a denormal y (host behaviour, as FDIV by zero).
+  if (nanOrInvalid(x, kx, y, ky, out, kx === K.ZERO)) return;
   if (kx === K.ZERO) {
     if (ky === K.ZERO) return invalid(out);
     if (ky !== K.INF) sf.exc |= Exc.ZE;

@@ -252,9 +252,10 @@ export function roundPack(
   }
   let tiny = false;
   if (e < emin) {
-    if (unmaskedUE) {
-      // Unmasked underflow: round normally, scale the exponent up (SDM §4.9.1.5).
-      roundAt(s, hi, lo, g, p, rc);
+    // Unmasked underflow: round normally, scale the exponent up (SDM §4.9.1.5). Tininess is after
+    // rounding here too: a value that rounds up to the smallest normal is not tiny (host behaviour).
+    if (unmaskedUE) roundAt(s, hi, lo, g, p, rc);
+    if (unmaskedUE && !(e === emin - 1 && rCarry)) {
       e += rCarry;
       sf.exc |= Exc.UE;
       if (!rExact) {
