@@ -443,4 +443,34 @@ describe('CPU SSE floating point (hand-checked)', () => {
     run([0x66, 0x0f, 0x3a, 0x17, 0xd0, 0x02]); // extractps eax, xmm2, 2
     assert.equal(m.cpu.state.gprLo[0], 7);
   });
+
+  // Found by test/unit/cpu-simd-fp-diff.test.ts against the host CPU (kept here for hosts without it).
+  it('host-found cases: inf/0 and DAZ, MIN with a NaN and DAZ, CVTSI2SS r64 ties, SQRTSD near 1, unmasked UE PE, DPPS steps', () => {
+    setX(0, [0xff800000 | 0]);
+    setX(1, [0x007fffff]);
+    assert.equal(run(DIVSS, 0x1fc0), 3); // -inf / denormal (DAZ: / 0) = -inf exactly: no ZE
+    assert.equal(hex(lane(0, 0)), hex(0xff800000));
+    assert.equal(flags(), 0);
+    setX(0, [0x7fc12345]);
+    setX(1, [0x80000001]);
+    assert.equal(run(MINSS, 0x1fc0), 3); // NaN first: the second operand as DAZ sees it (-0)
+    assert.equal(hex(lane(0, 0)), hex(0x80000000));
+    assert.equal(flags(), 1);
+    m.cpu.state.gprLo[1] = 0x00000001;
+    m.cpu.state.gprHi[1] = 0x40000040;
+    assert.equal(run([0xf3, 0x48, 0x0f, 0x2a, 0xc1]), 3); // cvtsi2ss xmm0, rcx = 2^62 + 2^38 + 1: above the tie
+    assert.equal(hex(lane(0, 0)), hex(0x5e800001));
+    assert.equal(flags(), 0x20);
+    setX(1, [-1, 0x3fefffff]); // 1 - 2^-53
+    assert.equal(run(SQRTSD), 3);
+    assert.deepEqual([hex(lane(0, 0)), hex(lane(0, 1))], [hex(-1), hex(0x3fefffff)]);
+    setX(0, [0, 0x00100000]); // 2^-1022
+    setX(1, [0xa24cee2a | 0, 0xb80ce3fd | 0]);
+    assert.equal(run(MULSD, 0x1780), 19); // unmasked UE, exact when exponent-wrapped: UE without PE
+    assert.equal(flags(), 0x10);
+    setS(0, 1e-20, 0, 0, 0);
+    setS(1, 1e-20, 0, 0, 0);
+    assert.equal(run([0x66, 0x0f, 0x3a, 0x40, 0xc1, 0x1f], 0x1780 & ~0x100), 19); // dpps: UE at the multiply step
+    assert.equal(flags(), 0x30);
+  });
 });
