@@ -86,26 +86,6 @@ function farPointerLoad(cpu: Cpu, d: Insn, seg: number): number {
 
 // ---------------- control ----------------
 
-function setRip(cpu: Cpu, lo: number, hi: number, osz: number): void {
-  if (cpu.curMode === 5) {
-    if ((hi << 16) >> 16 !== hi) cpu.fault(13, 0);
-    cpu.setRip(lo, hi);
-  } else {
-    const eip = osz === 2 ? lo & 0xffff : lo;
-    const lim = cpu.state.segLimit[1];
-    if (cpu.curMode !== 0 && eip >>> 0 > lim) cpu.fault(13, 0);
-    cpu.setRip(eip, 0);
-  }
-}
-
-/** Target of a relative branch: low half returned, high half in `relHi` (no allocation). */
-let relHi = 0;
-function relTarget(d: Insn): number {
-  const n = (d.nextLo >>> 0) + d.imm;
-  relHi = d.long ? (d.nextHi + Math.floor(n / 4294967296)) | 0 : 0;
-  return n | 0;
-}
-
 // ---------------- #UD ----------------
 
 /** Opcodes that accept LOCK with a memory destination (SDM vol. 2 LOCK). */
@@ -248,10 +228,6 @@ export function execInsn(cpu: Cpu, d: Insn): number {
       else if (s === 4) setR(cpu, d, 4, 2, R[0] >> 31, 0);
       else setR(cpu, d, 8, 2, H[0] >> 31, H[0] >> 31);
       return 1;
-    case 0x9a:
-      if (long) return ud(cpu, d);
-      systemOps.farCall(cpu, d.imm2, d.imm, 0, s);
-      return 1;
     case 0x9b:
       return execX87(cpu, d); // FWAIT
     case 0x9e:
@@ -273,15 +249,6 @@ export function execInsn(cpu: Cpu, d: Insn): number {
       else wrMem(cpu, sz, getR(cpu, d, sz, 0), cpu.tmpHi);
       return 1;
     }
-    case 0xc2:
-    case 0xc3: {
-      const ss = long ? 8 : s;
-      const v = peek(cpu, ss, 0);
-      const vh = long ? cpu.tmpHi : 0;
-      setRip(cpu, v, vh, ss);
-      adjustSp(cpu, ss + (op === 0xc2 ? d.imm : 0));
-      return 1;
-    }
     case 0xc4:
     case 0xc5:
       // 64-bit mode, or mod = 11 outside it: a VEX prefix (AVX is not offered) -> #UD.
@@ -295,27 +262,6 @@ export function execInsn(cpu: Cpu, d: Insn): number {
       wrRM(cpu, d, sz, sz === 1 ? d.imm & 0xff : sz === 2 ? d.imm & 0xffff : d.imm, d.imm >> 31);
       return 1;
     }
-    case 0xca:
-    case 0xcb:
-      systemOps.farReturn(cpu, s, op === 0xca ? d.imm : 0);
-      return 1;
-    case 0xcc:
-      softInt(cpu, d, 3, true);
-      return 1;
-    case 0xcd:
-      if (cpu.interceptSoftInt[d.imm & 0xff]) {
-        cpu.exitVector = d.imm & 0xff;
-        return cpu.exitAtBoundary(2, d);
-      }
-      softInt(cpu, d, d.imm & 0xff, false);
-      return 1;
-    case 0xce:
-      if (long) return ud(cpu, d);
-      if (cpu.arith() & 0x800) softInt(cpu, d, 4, true);
-      return 1;
-    case 0xcf:
-      systemOps.iret(cpu, s);
-      return 1;
     case 0xd6:
       return ud(cpu, d);
     case 0xd7: {
@@ -332,37 +278,6 @@ export function execInsn(cpu: Cpu, d: Insn): number {
       R[0] = (R[0] & ~0xff) | rdMem(cpu, 1);
       return 1;
     }
-    case 0xe0:
-    case 0xe1:
-    case 0xe2: {
-      // LOOPNE / LOOPE / LOOP: decrement the count without touching flags.
-      const asz = d.asz;
-      const saveLo = R[1],
-        saveHi = H[1];
-      decCount(cpu, asz);
-      let take = !countZero(cpu, asz);
-      if (op === 0xe0) take = take && !(cpu.arith() & 0x40);
-      else if (op === 0xe1) take = take && (cpu.arith() & 0x40) !== 0;
-      if (take) {
-        const lo = relTarget(d),
-          hi = relHi;
-        try {
-          setRip(cpu, lo, hi, s);
-        } catch (e) {
-          R[1] = saveLo;
-          H[1] = saveHi;
-          throw e;
-        }
-      }
-      return 1;
-    }
-    case 0xe3:
-      if (countZero(cpu, d.asz)) {
-        const lo = relTarget(d),
-          hi = relHi;
-        setRip(cpu, lo, hi, s);
-      }
-      return 1;
     case 0xe4:
     case 0xe5:
     case 0xec:
@@ -388,31 +303,6 @@ export function execInsn(cpu: Cpu, d: Insn): number {
       systemOps.out(cpu, port, sz, getR(cpu, d, sz, 0));
       return 1;
     }
-    case 0xe8: {
-      const lo = relTarget(d),
-        hi = relHi;
-      const ss = long ? 8 : s;
-      const tgt = ss === 2 ? lo & 0xffff : lo;
-      // Check the target before pushing (fault leaves the stack untouched).
-      if (long && (hi << 16) >> 16 !== hi) cpu.fault(13, 0);
-      push(cpu, ss, ss === 2 ? d.nextLo & 0xffff : d.nextLo, d.nextHi);
-      setRip(cpu, tgt, hi, ss);
-      return 1;
-    }
-    case 0xe9:
-    case 0xeb: {
-      const lo = relTarget(d),
-        hi = relHi;
-      setRip(cpu, lo, hi, s);
-      return 1;
-    }
-    case 0xea:
-      systemOps.farJump(cpu, d.imm2, d.imm, 0, s);
-      return 1;
-    case 0xf1:
-      // INT1 (ICEBP): #DB trap.
-      softInt(cpu, d, 1, true);
-      return 1;
     case 0xf4:
       cpu.exitPrivOp = 12;
       systemOps.hlt(cpu);
@@ -440,17 +330,6 @@ export function execInsn(cpu: Cpu, d: Insn): number {
     case 0xfd:
       cpu.rfl |= 0x400;
       return 1;
-    case 0xfe:
-    case 0xff:
-      return group45(cpu, d, op === 0xfe ? 1 : s);
-  }
-  if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f)) {
-    if (cpu.cond(op & 15)) {
-      const lo = relTarget(d),
-        hi = relHi;
-      setRip(cpu, lo, hi, s);
-    }
-    return 1;
   }
   if (op >= 0x91 && op <= 0x97) {
     const r = (op & 7) | ((d.rex & 1) << 3);
@@ -469,53 +348,6 @@ export function execInsn(cpu: Cpu, d: Insn): number {
   }
   if (op >= 0xd8 && op <= 0xdf) return execX87(cpu, d);
   if (op >= 0x100) return exec0f(cpu, d);
-  return ud(cpu, d);
-}
-
-function softInt(cpu: Cpu, d: Insn, vector: number, exception: boolean): void {
-  if (exception && cpu.interceptExceptions & (1 << vector)) cpu.trap(vector);
-  cpu.deliverInterrupt(vector, -1, true, d.nextLo, d.nextHi);
-}
-
-function group45(cpu: Cpu, d: Insn, s: number): number {
-  const g = d.reg & 7;
-  const long = cpu.curMode === 5;
-  if (g < 2) {
-    const a = rdRM(cpu, d, s, true);
-    const r = incdec(cpu, s, a, cpu.tmpHi, g === 1);
-    wrRM(cpu, d, s, r, res.hi);
-    return 1;
-  }
-  if (d.op === 0xfe) return ud(cpu, d);
-  switch (g) {
-    case 2:
-    case 4: {
-      const ss = long ? 8 : s;
-      const v = rdRM(cpu, d, ss, false);
-      const vh = long ? cpu.tmpHi : 0;
-      if (long && (vh << 16) >> 16 !== vh) cpu.fault(13, 0);
-      if (g === 2) push(cpu, ss, ss === 2 ? cpu.state.ripLo & 0xffff : cpu.state.ripLo, cpu.state.ripHi);
-      setRip(cpu, v, vh, ss);
-      return 1;
-    }
-    case 3:
-    case 5: {
-      if (d.mod === 3) return ud(cpu, d);
-      linOf(cpu, d, s + 2, false);
-      const off = rdMem(cpu, s === 8 ? 8 : s);
-      const offHi = s === 8 ? cpu.tmpHi : 0;
-      const n = (ea.lo >>> 0) + s;
-      const sel = cpu.rdS(n | 0, (ea.hi + (n > 0xffffffff ? 1 : 0)) | 0, 2);
-      if (g === 3) systemOps.farCall(cpu, sel, s === 2 ? off & 0xffff : off, offHi, s);
-      else systemOps.farJump(cpu, sel, s === 2 ? off & 0xffff : off, offHi, s);
-      return 1;
-    }
-    case 6: {
-      const v = rdRM(cpu, d, s, false);
-      push(cpu, s, v, cpu.tmpHi);
-      return 1;
-    }
-  }
   return ud(cpu, d);
 }
 

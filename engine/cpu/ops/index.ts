@@ -9,6 +9,7 @@ import { registerMulDiv } from './muldiv';
 import { registerBit } from './bit';
 import { registerString } from './string';
 import { registerStack } from './stack';
+import { registerControl } from './control';
 
 /** Registers every class's opcodes once (exec.ts calls it at load). */
 export function registerIntegerOps(): void {
@@ -18,4 +19,5 @@ export function registerIntegerOps(): void {
   registerBit();
   registerString();
   registerStack();
+  registerControl();
 }
