@@ -49,31 +49,6 @@ registerIntegerOps();
 
 // ---------------- operand access ----------------
 
-/**
- * LDS/LES/LSS/LFS/LGS (SDM vol. 2 "LDS/LES/LFS/LGS/LSS - Load Far Pointer"):
- * reads the m16:16 / m16:32 / m16:64 (REX.W, Intel) far pointer, offset
- * first and the selector after it, loads segment `seg` with the full checks
- * of a segment load (`SystemOps.loadSegment`), then writes the offset to the
- * destination register. A fault on the read or the load leaves both
- * unchanged. Register forms are #UD (the caller checks).
- */
-function farPointerLoad(cpu: Cpu, d: Insn, seg: number): number {
-  const s = d.osz;
-  linOf(cpu, d, s + 2, false);
-  const lo = ea.lo,
-    hi = ea.hi;
-  const off = rdMem(cpu, s);
-  const offHi = cpu.tmpHi;
-  const selLo = (lo + s) | 0;
-  let selHi = hi;
-  if (cpu.curMode === 5 && (lo >>> 0) + s > 0xffffffff) selHi = (hi + 1) | 0;
-  else if (cpu.curMode !== 5) selHi = 0;
-  const sel = cpu.rdS(selLo, selHi, 2) & 0xffff;
-  systemOps.loadSegment(cpu, seg, sel);
-  setR(cpu, d, s, d.reg, s === 2 ? off & 0xffff : off, s === 8 ? offHi : 0);
-  return 1;
-}
-
 // ---------------- flags ----------------
 
 // ---------------- ALU ----------------
@@ -149,85 +124,6 @@ export function execInsn(cpu: Cpu, d: Insn): number {
     // ----- segment push/pop (32-bit modes) -----
     case 0x62:
       return ud(cpu, d); // BOUND (and EVEX) not supported
-    case 0x63:
-      if (long) {
-        const v = rdRM(cpu, d, 4, false);
-        if (s === 8) setR(cpu, d, 8, d.reg, v, v >> 31);
-        else setR(cpu, d, s, d.reg, v, 0);
-        return 1;
-      }
-      return ud(cpu, d); // ARPL: not for protected-mode guests here
-    case 0x86:
-    case 0x87: {
-      const sz = op & 1 ? s : 1;
-      const a = rdRM(cpu, d, sz, true);
-      const ah = cpu.tmpHi;
-      const b = getR(cpu, d, sz, d.reg);
-      const bh = cpu.tmpHi;
-      wrRM(cpu, d, sz, b, bh);
-      setR(cpu, d, sz, d.reg, a, ah);
-      return 1;
-    }
-    case 0x88:
-    case 0x89: {
-      const sz = op & 1 ? s : 1;
-      const v = getR(cpu, d, sz, d.reg);
-      if (d.mod !== 3) linOf(cpu, d, sz, true);
-      wrRM(cpu, d, sz, v, cpu.tmpHi);
-      return 1;
-    }
-    case 0x8a:
-    case 0x8b: {
-      const sz = op & 1 ? s : 1;
-      const v = rdRM(cpu, d, sz, false);
-      setR(cpu, d, sz, d.reg, v, cpu.tmpHi);
-      return 1;
-    }
-    case 0x8c: {
-      const sr = d.reg & 7;
-      if (sr > 5) return ud(cpu, d);
-      const v = st.segSel[sr];
-      if (d.mod === 3) setR(cpu, d, s === 8 ? 8 : s, d.rm, v, 0);
-      else {
-        linOf(cpu, d, 2, true);
-        wrMem(cpu, 2, v, 0);
-      }
-      return 1;
-    }
-    case 0x8d: {
-      if (d.mod === 3) return ud(cpu, d);
-      offsetOf(cpu, d);
-      setR(cpu, d, s, d.reg, s === 2 ? ea.lo & 0xffff : ea.lo, ea.hi);
-      return 1;
-    }
-    case 0x8e: {
-      const sr = d.reg & 7;
-      if (sr === 1 || sr > 5) return ud(cpu, d);
-      const v = rdRM(cpu, d, 2, false);
-      systemOps.loadSegment(cpu, sr, v & 0xffff);
-      return 1;
-    }
-    case 0x90:
-      if (d.rex & 1) {
-        const a = getR(cpu, d, s, 8);
-        const ah = cpu.tmpHi;
-        const b = getR(cpu, d, s, 0);
-        setR(cpu, d, s, 0, a, ah);
-        setR(cpu, d, s, 8, b, cpu.tmpHi);
-      } else if (long && s === 4) {
-        // 32-bit NOP in 64-bit mode does not clear the upper half.
-      }
-      return 1;
-    case 0x98:
-      if (s === 2) setR(cpu, d, 2, 0, (R[0] << 24) >> 24, 0);
-      else if (s === 4) setR(cpu, d, 4, 0, (R[0] << 16) >> 16, 0);
-      else setR(cpu, d, 8, 0, R[0], R[0] >> 31);
-      return 1;
-    case 0x99:
-      if (s === 2) setR(cpu, d, 2, 2, (R[0] << 16) >> 31, 0);
-      else if (s === 4) setR(cpu, d, 4, 2, R[0] >> 31, 0);
-      else setR(cpu, d, 8, 2, H[0] >> 31, H[0] >> 31);
-      return 1;
     case 0x9b:
       return execX87(cpu, d); // FWAIT
     case 0x9e:
@@ -237,47 +133,8 @@ export function execInsn(cpu: Cpu, d: Insn): number {
     case 0x9f:
       R[0] = (R[0] & ~0xff00) | (((cpu.getRflags() & 0xd7) | 2) << 8);
       return 1;
-    case 0xa0:
-    case 0xa1:
-    case 0xa2:
-    case 0xa3: {
-      const sz = op & 1 ? s : 1;
-      ea.lo = d.imm;
-      ea.hi = d.asz === 8 ? d.immHi : 0;
-      applySeg(cpu, d.seg >= 0 ? d.seg : 3, sz, op >= 0xa2);
-      if (op < 0xa2) setR(cpu, d, sz, 0, rdMem(cpu, sz), cpu.tmpHi);
-      else wrMem(cpu, sz, getR(cpu, d, sz, 0), cpu.tmpHi);
-      return 1;
-    }
-    case 0xc4:
-    case 0xc5:
-      // 64-bit mode, or mod = 11 outside it: a VEX prefix (AVX is not offered) -> #UD.
-      if (long || d.mod === 3) return ud(cpu, d);
-      return farPointerLoad(cpu, d, op === 0xc4 ? 0 : 3); // LES / LDS
-    case 0xc6:
-    case 0xc7: {
-      if ((d.reg & 7) !== 0) return ud(cpu, d);
-      const sz = op & 1 ? s : 1;
-      if (d.mod !== 3) linOf(cpu, d, sz, true);
-      wrRM(cpu, d, sz, sz === 1 ? d.imm & 0xff : sz === 2 ? d.imm & 0xffff : d.imm, d.imm >> 31);
-      return 1;
-    }
     case 0xd6:
       return ud(cpu, d);
-    case 0xd7: {
-      const al = R[0] & 0xff;
-      if (d.asz === 8) {
-        const t = (R[3] >>> 0) + al;
-        ea.lo = t | 0;
-        ea.hi = (H[3] + (t > 0xffffffff ? 1 : 0)) | 0;
-      } else {
-        ea.lo = d.asz === 4 ? (R[3] + al) | 0 : (R[3] + al) & 0xffff;
-        ea.hi = 0;
-      }
-      applySeg(cpu, d.seg >= 0 ? d.seg : 3, 1, false);
-      R[0] = (R[0] & ~0xff) | rdMem(cpu, 1);
-      return 1;
-    }
     case 0xe4:
     case 0xe5:
     case 0xec:
@@ -331,21 +188,6 @@ export function execInsn(cpu: Cpu, d: Insn): number {
       cpu.rfl |= 0x400;
       return 1;
   }
-  if (op >= 0x91 && op <= 0x97) {
-    const r = (op & 7) | ((d.rex & 1) << 3);
-    const a = getR(cpu, d, s, r);
-    const ah = cpu.tmpHi;
-    const b = getR(cpu, d, s, 0);
-    setR(cpu, d, s, r, b, cpu.tmpHi);
-    setR(cpu, d, s, 0, a, ah);
-    return 1;
-  }
-  if (op >= 0xb0 && op <= 0xbf) {
-    const sz = op < 0xb8 ? 1 : s;
-    const r = (op & 7) | ((d.rex & 1) << 3);
-    setR(cpu, d, sz, r, sz === 1 ? d.imm & 0xff : sz === 2 ? d.imm & 0xffff : d.imm, sz === 8 ? d.immHi : 0);
-    return 1;
-  }
   if (op >= 0xd8 && op <= 0xdf) return execX87(cpu, d);
   if (op >= 0x100) return exec0f(cpu, d);
   return ud(cpu, d);
@@ -362,27 +204,6 @@ function exec0f(cpu: Cpu, d: Insn): number {
   const op = d.op;
   const s = d.osz;
   const long = cpu.curMode === 5;
-  if (op >= 0x140 && op <= 0x14f) {
-    const v = rdRM(cpu, d, s, false);
-    const vh = cpu.tmpHi;
-    if (cpu.cond(op & 15)) setR(cpu, d, s, d.reg, v, vh);
-    else if (s === 4) H[d.reg] = 0;
-    return 1;
-  }
-  if (op >= 0x1c8 && op <= 0x1cf) {
-    const r = (op & 7) | ((d.rex & 1) << 3);
-    const sw = (v: number) => ((v & 0xff) << 24) | ((v & 0xff00) << 8) | ((v >>> 8) & 0xff00) | (v >>> 24);
-    if (s === 8) {
-      const lo = R[r],
-        hi = H[r];
-      R[r] = sw(hi);
-      H[r] = sw(lo);
-    } else if (s === 4) {
-      R[r] = sw(R[r]);
-      H[r] = 0;
-    } else R[r] &= ~0xffff; // BSWAP r16 is undefined; zero as hardware does
-    return 1;
-  }
   switch (op) {
     case 0x100:
       return group6(cpu, d);
@@ -507,21 +328,6 @@ function exec0f(cpu: Cpu, d: Insn): number {
         return 1;
       }
       return execXsave(cpu, d); // FXSAVE/FXRSTOR/LDMXCSR/STMXCSR/XSAVE/XRSTOR/XSAVEOPT
-    }
-    case 0x1b2:
-    case 0x1b4:
-    case 0x1b5:
-      if (d.mod === 3) return ud(cpu, d);
-      return farPointerLoad(cpu, d, op === 0x1b2 ? 2 : op === 0x1b4 ? 4 : 5); // LSS / LFS / LGS
-    case 0x1b6:
-    case 0x1b7:
-    case 0x1be:
-    case 0x1bf: {
-      const ss = op & 1 ? 2 : 1;
-      let v = rdRM(cpu, d, ss, false);
-      if (op >= 0x1be) v = ss === 1 ? (v << 24) >> 24 : (v << 16) >> 16;
-      setR(cpu, d, s, d.reg, s === 2 ? v & 0xffff : v, v >> 31);
-      return 1;
     }
   }
   if (isSse(op) || op === 0x177) return execSimd(cpu, d);

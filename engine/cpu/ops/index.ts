@@ -10,6 +10,7 @@ import { registerBit } from './bit';
 import { registerString } from './string';
 import { registerStack } from './stack';
 import { registerControl } from './control';
+import { registerMove } from './move';
 
 /** Registers every class's opcodes once (exec.ts calls it at load). */
 export function registerIntegerOps(): void {
@@ -20,4 +21,5 @@ export function registerIntegerOps(): void {
   registerString();
   registerStack();
   registerControl();
+  registerMove();
 }
