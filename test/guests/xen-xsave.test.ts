@@ -11,7 +11,7 @@
 import { strict as assert } from 'node:assert';
 import { bootGuest as boot, guestSymbol, guestWords as words } from '../helpers/xen-guest';
 
-describe('guests: XSAVE, XGETBV/XSETBV and CR4.OSXSAVE in a 64-bit PV kernel', function () {
+describe('guests: XSAVE, XGETBV/XSETBV and CR4.OSXSAVE in PV kernels', function () {
   this.timeout(120_000);
 
   it('OSXSAVE leaks only on the forced-emulation CPUID; XSETBV is #UD until the guest sets CR4.OSXSAVE, then emulated with Xen checks', () => {
@@ -131,5 +131,54 @@ traps:
     assert.equal(f[9], guestSymbol(m, 'gp_insn'), 'XSETBV 2 (x87 clear): #GP(0) at the instruction');
     assert.equal(f[11], 0n, '#GP error code 0');
     assert.equal(f[8], 3n, 'XCR0 unchanged by the rejected XSETBV');
+  });
+  it('32-bit (ring 1): the forced CPUID leaks OSXSAVE; after MOV CR4 sets OSXSAVE, XSETBV is emulated and XSAVE runs', () => {
+    const { m, stop } = boot(
+      32,
+      `
+_start:
+  mov $stack_top, %esp
+  mov $1, %eax
+  xor %ecx, %ecx
+  .byte 0x0f, 0x0b, 0x78, 0x65, 0x6e, 0x0f, 0xa2
+  mov %ecx, scratch
+  mov %cr4, %eax
+  or $0x40000, %eax
+  mov %eax, %cr4
+  mov %cr4, %eax
+  mov %eax, scratch+4
+  mov $1, %eax
+  xor %ecx, %ecx
+  xor %edx, %edx
+  xsetbv
+  xor %ecx, %ecx
+  xgetbv
+  mov %eax, scratch+8
+  mov $3, %eax
+  xor %ecx, %ecx
+  xor %edx, %edx
+  xsetbv
+  fld1
+  mov $3, %eax
+  xor %edx, %edx
+  mov $scratch+0x1000, %edi
+  xsavec (%edi)
+  mov scratch+0x1200, %eax
+  mov %eax, scratch+12
+  mov scratch+0x1208, %eax
+  mov %eax, scratch+16
+  mov scratch+0x120c, %eax
+  mov %eax, scratch+20
+  SHUTDOWN 0
+`,
+    );
+    assert.equal(stop.kind === 'shutdown' && stop.reason, 'poweroff', JSON.stringify(stop));
+    const f = words(m, guestSymbol(m, 'scratch'), 6, 4);
+    assert.equal(f[0] & (3n << 26n), 3n << 26n, 'forced CPUID at ring 1: XSAVE and OSXSAVE');
+    assert.equal(f[1] & 0x40000n, 0x40000n, 'guest CR4.OSXSAVE set');
+    assert.equal(f[2], 1n, 'XSETBV 1 from ring 1 emulated');
+    assert.equal(f[3], 1n, 'XSAVEC: XSTATE_BV = x87 only (SSE initial, MXCSR default)');
+    assert.equal(f[4], 3n, 'XCOMP_BV[31:0] = RFBM');
+    assert.equal(f[5], 0x80000000n, 'XCOMP_BV[63]: compacted');
   });
 });
