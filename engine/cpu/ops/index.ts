@@ -11,6 +11,7 @@ import { registerString } from './string';
 import { registerStack } from './stack';
 import { registerControl } from './control';
 import { registerMove } from './move';
+import { registerSys } from './sys';
 
 /** Registers every class's opcodes once (exec.ts calls it at load). */
 export function registerIntegerOps(): void {
@@ -22,4 +23,5 @@ export function registerIntegerOps(): void {
   registerStack();
   registerControl();
   registerMove();
+  registerSys();
 }
