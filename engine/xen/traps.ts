@@ -647,16 +647,22 @@ export function guestCr3(v: Vcpu): bigint {
   return BigInt(((mfn << 12) | (mfn >>> 20)) >>> 0);
 }
 
-/** CR4 bits a PV guest controls in its view (Xen PV_CR4_GUEST_MASK; FSGSBASE is not in the policy, so dropped). */
-const PV_CR4_GUEST_MASK = Cr4.TSD | Cr4.DE | Cr4.OSXSAVE;
+/**
+ * CR4 bits a PV guest controls in its view (Xen PV_CR4_GUEST_MASK: TSD, DE,
+ * FSGSBASE, OSXSAVE; FSGSBASE is not in the CPUID policy, so dropped). DE is
+ * dropped here too: the debug-register model (setDebugreg/getDebugreg)
+ * implements the guest without CR4.DE only (DR4/DR5 aliases, no I/O
+ * breakpoints), and the two must agree.
+ */
+const PV_CR4_GUEST_MASK = Cr4.TSD | Cr4.OSXSAVE;
 /** CR4 bits a PV guest sees from Xen's own CR4 (Xen PV_CR4_GUEST_VISIBLE_MASK). */
 const PV_CR4_GUEST_VISIBLE_MASK = Cr4.PAE | Cr4.MCE | Cr4.OSFXSR | Cr4.OSXMMEXCPT;
 
 /**
  * The guest-visible CR4 for a value the guest writes (Xen pv/domain.c
- * pv_fixup_guest_cr4): the guest-controllable bits the CPUID policy allows
- * (TSD, DE, OSXSAVE: the policy offers TSC, DE and XSAVE; FSGSBASE it does
- * not) from `cr4`, the visible bits from Xen's CR4 (the CPU's), nothing else.
+ * pv_fixup_guest_cr4): the guest-controllable bits (TSD, OSXSAVE; see
+ * PV_CR4_GUEST_MASK) from `cr4`, the visible bits from Xen's CR4 (the
+ * CPU's), nothing else.
  */
 export function pvFixupGuestCr4(v: Vcpu, cr4: number): number {
   return ((cr4 & PV_CR4_GUEST_MASK) | (v.cpu.state.cr4 & PV_CR4_GUEST_VISIBLE_MASK)) >>> 0;
@@ -758,8 +764,10 @@ export function emulatePrivOp(v: Vcpu): boolean {
           return true;
         }
         case 4:
-          // Xen write_cr: ctrlreg[4] = pv_fixup_guest_cr4(val); its own CR4 keeps the rest.
+          // Xen write_cr: ctrlreg[4] = pv_fixup_guest_cr4(val); the hardware CR4 (pv_make_cr4) takes TSD from it.
           v.guestCr4 = pvFixupGuestCr4(v, Number(val & 0xffffffffn));
+          cpu.state.cr4 = (cpu.state.cr4 & ~Cr4.TSD) | (v.guestCr4 & Cr4.TSD);
+          cpu.stateChanged();
           break;
         default:
           return false;
@@ -897,6 +905,8 @@ export function emulatePrivOp(v: Vcpu): boolean {
       cpu.skipInstruction();
       return true;
     case PrivOp.RDTSC: {
+      // x86_emulate rdtsc: #GP(0) outside ring 0 when the guest's CR4.TSD is set.
+      if (!kernel && v.guestCr4 & Cr4.TSD) return false;
       const tsc = cpu.state.instructionsRetired * cpu.tscPerInstruction + cpu.tscOffset;
       cpu.state.gprLo[Reg.RAX] = (tsc % 0x100000000) | 0;
       cpu.state.gprHi[Reg.RAX] = 0;

@@ -181,4 +181,25 @@ _start:
     assert.equal(f[4], 3n, 'XCOMP_BV[31:0] = RFBM');
     assert.equal(f[5], 0x80000000n, 'XCOMP_BV[63]: compacted');
   });
+  it('64-bit: the guest CR4 keeps TSD (kernel RDTSC still works: emulated) and drops DE and FSGSBASE', () => {
+    const { m, stop } = boot(
+      64,
+      `
+_start:
+  lea stack_top(%rip), %rsp
+  mov %cr4, %rax
+  or $0x1000c, %rax
+  mov %rax, %cr4
+  mov %cr4, %rax
+  mov %rax, scratch(%rip)
+  rdtsc
+  mov %rax, scratch+8(%rip)
+  SHUTDOWN 0
+`,
+    );
+    assert.equal(stop.kind === 'shutdown' && stop.reason, 'poweroff', JSON.stringify(stop));
+    const f = words(m, guestSymbol(m, 'scratch'), 2, 8);
+    assert.equal(f[0], 0x624n, 'TSD kept; DE (bit 3) and FSGSBASE (bit 16) dropped');
+    assert.ok(f[1] > 0n, 'RDTSC in guest kernel mode with TSD: emulated');
+  });
 });
