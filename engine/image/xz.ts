@@ -27,29 +27,52 @@ const LEN_MID = 8;
 const LEN_HIGH = 256;
 const PROB_INIT = 1024;
 
-/** Growable output that doubles as the LZMA dictionary (the whole output stays addressable). */
+/** ES2024 resizable ArrayBuffer (Node 20 has it; the project's TypeScript lib is ES2022). */
+interface ResizableArrayBuffer extends ArrayBuffer {
+  resize(byteLength: number): void;
+}
+const ResizableBuffer = ArrayBuffer as unknown as new (
+  byteLength: number,
+  opts: { maxByteLength: number },
+) => ResizableArrayBuffer;
+
+/**
+ * Growable output that doubles as the LZMA dictionary (the whole output stays
+ * addressable). It lives in one resizable ArrayBuffer reserved up to `max`:
+ * growing commits more of the same buffer instead of copying into a new one,
+ * so peak memory is the output itself (a doubling copy left the old buffers
+ * to the garbage collector: about twice the output, 1.1 GiB for a bomb
+ * stopped at the 512 MiB cap). `finish()` shrinks it to the output.
+ */
 class Output {
-  buf: Uint8Array;
+  private readonly rab: ResizableArrayBuffer;
+  /** Length-tracking view of the whole buffer (grows with it). */
+  readonly buf: Uint8Array;
   pos = 0;
   constructor(
     initial: number,
     readonly max: number,
     readonly what: string,
   ) {
-    this.buf = new Uint8Array(Math.max(1024, Math.min(initial, max)));
+    const size = Math.max(1024, Math.min(initial, max));
+    this.rab = new ResizableBuffer(size, { maxByteLength: Math.max(size, max) });
+    this.buf = new Uint8Array(this.rab);
   }
   ensure(n: number): void {
     const need = this.pos + n;
-    if (need <= this.buf.length) return;
+    if (need <= this.rab.byteLength) return;
     if (need > this.max)
       throw new ImageError(
         `${this.what} payload decompresses to more than ${Math.floor(this.max / (1024 * 1024))} MiB (decompression limit)`,
       );
-    let size = this.buf.length * 2;
+    let size = this.rab.byteLength * 2;
     while (size < need) size *= 2;
-    const nb = new Uint8Array(Math.min(size, this.max));
-    nb.set(this.buf.subarray(0, this.pos));
-    this.buf = nb;
+    this.rab.resize(Math.min(size, this.max));
+  }
+  /** The output so far, the buffer shrunk to it. */
+  finish(): Uint8Array {
+    this.rab.resize(this.pos);
+    return new Uint8Array(this.rab, 0, this.pos);
   }
 }
 
@@ -362,7 +385,7 @@ export function decodeLzmaAlone(data: Uint8Array, max: number): Uint8Array {
   const rc = new RangeDecoder(data, 13, data.length, what);
   rc.init();
   dec.decode(rc, out, known ? Number(size) : undefined, true);
-  return out.buf.subarray(0, out.pos);
+  return out.finish();
 }
 
 /** Decodes LZMA2 chunks from data[pos, end). @returns the position after the end-of-data control byte. */
@@ -561,7 +584,7 @@ export function decodeXz(data: Uint8Array, max: number): Uint8Array {
       throw bad('block CRC32 does not match the decompressed data');
     p.pos = q + checkSize;
   }
-  return out.buf.subarray(0, out.pos);
+  return out.finish();
 }
 
 function readU32(b: Uint8Array, o: number): number {

@@ -24,6 +24,9 @@ const LOAD_RSS_BOUND_MIB = 512 + 256;
 /** Stated bound for a bomb in a streaming format (gzip, zstd, lz4, bzip2): 2 x 64 MiB kept + decoder state. */
 const BOMB_RSS_BOUND_MIB = 192;
 
+/** Stated bound for an xz or lzma bomb at the 512 MiB cap: the cap (the output is the LZMA dictionary) + 64 MiB. */
+const XZ_RSS_BOUND_MIB = 512 + 64;
+
 /** Highest child peak RSS seen in this file (MiB), printed at the end. */
 let peakSeenMiB = 0;
 
@@ -133,6 +136,21 @@ describe('image loading: decompression bombs', function () {
           e instanceof ImageError &&
           new RegExp(`${format} payload decompresses to more than 16 MiB`).test(e.message),
       );
+    });
+  }
+
+  for (const [format, cmd] of [
+    ['xz', ['xz', '--check=crc32', '--lzma2=preset=0', '-c']],
+    ['lzma', ['lzma', '-0', '-c']],
+  ] as [CompressionFormat, string[]][]) {
+    it(`${format}: a bomb of 600 MiB of zeros in a bzImage stops at the 512 MiB cap, RSS growth about the cap`, function () {
+      if (!haveTool(cmd[0])) this.skip();
+      // The LZMA dictionary is the output itself: it grows in one resizable buffer (no doubling copies
+      // left to the garbage collector: those made it about 1.1 GiB).
+      const r = loadInChild(makeBzImage(cliBomb(cmd, 600 * MiB), { sizeTrailer: 0 }));
+      assert.equal(r.errorName, 'ImageError', String(r.message));
+      assert.match(r.message!, new RegExp(`${format} payload decompresses to more than 512 MiB`));
+      assert.ok(r.growthMiB < XZ_RSS_BOUND_MIB, `RSS grew by ${r.growthMiB} MiB (bound ${XZ_RSS_BOUND_MIB})`);
     });
   }
 
