@@ -233,3 +233,63 @@ describe('x87 transcendentals vs the BigInt reference (all rounding modes)', () 
     });
   }
 });
+
+describe('x87 transcendentals: 160-bit primitives are exactly rounded to odd', () => {
+  const { MP, mul, div, add, divSmall } = tr.mpForTest;
+  type M = InstanceType<typeof MP>;
+  const r = new Rng(99);
+  const limb = () => {
+    const k = r.int(6);
+    return k === 0 ? 0xffff : k === 1 ? 0 : k === 2 ? 0x8000 : r.int(65536);
+  };
+  const rand = (e: number): M => {
+    const x = new MP();
+    x.z = false;
+    x.e = e;
+    x.s = r.int(2);
+    for (let j = 0; j < 10; j++) x.m[j] = limb();
+    x.m[0] |= 0x8000;
+    return x;
+  };
+  const sig = (x: M) => x.m.reduce((v, l) => (v << 16n) | BigInt(l), 0n);
+  /** Exact value num / den (den > 0) as a signed rational; d must be its truncation with the lost part jammed into the last bit. */
+  function check(d: M, num: bigint, den: bigint, what: string): void {
+    const neg = num < 0n;
+    const an = neg ? -num : num;
+    assert.equal(d.z, an === 0n, `${what}: zero`);
+    if (d.z) return;
+    assert.equal(d.s, neg ? 1 : 0, `${what}: sign`);
+    // d = D * 2^(d.e - 160): D = an / den * 2^(160 - d.e)
+    const sh = 160 - d.e;
+    const n2 = sh >= 0 ? an << BigInt(sh) : an;
+    const d2 = sh >= 0 ? den : den << BigInt(-sh);
+    const q = n2 / d2;
+    const want = n2 % d2 === 0n ? q : q | 1n;
+    assert.equal(sig(d).toString(16), want.toString(16), what);
+    assert.ok(want >> 159n === 1n, `${what}: normalized`);
+  }
+  it('mul, div, divSmall, add/sub on adversarial limb patterns', () => {
+    const d = new MP();
+    const val = (x: M) => (x.s ? -1n : 1n) * sig(x);
+    for (let i = 0; i < 1500; i++) {
+      const a = rand(0),
+        b = rand(-r.int(r.int(2) ? 20 : 250));
+      // Values: sig * 2^(e - 160); scale everything by 2^(160 - b.e + 160).
+      mul(d, a, b);
+      check(d, val(a) * val(b), 1n << BigInt(320 - a.e - b.e), `mul #${i}`);
+      div(d, a, b);
+      check(d, (a.s !== b.s ? -1n : 1n) * (sig(a) << BigInt(a.e - b.e + 400)), sig(b) << 400n, `div #${i}`);
+      const n = 1 + r.int(65535);
+      divSmall(d, a, n);
+      check(d, val(a), BigInt(n) << BigInt(160 - a.e), `divSmall #${i}`);
+      const sub = r.int(2) === 1;
+      add(d, a, b, sub);
+      check(
+        d,
+        (val(a) << BigInt(a.e - b.e)) + (sub ? -1n : 1n) * val(b),
+        1n << BigInt(160 - b.e),
+        `add #${i}`,
+      );
+    }
+  });
+});

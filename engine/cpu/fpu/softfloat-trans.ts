@@ -66,7 +66,6 @@ class MP {
 const W = new Float64Array(2 * L + 4);
 const T = new Float64Array(L + 4);
 const RB = new Float64Array(L + 2);
-const BB = new Float64Array(L + 2);
 
 function setZ(d: MP, s: number): void {
   d.z = true;
@@ -122,16 +121,22 @@ function mul(d: MP, a: MP, b: MP): void {
     setZ(d, a.s ^ b.s);
     return;
   }
-  W.fill(0, 0, 2 * L);
-  for (let i = 0; i < L; i++) {
-    const ai = a.m[i];
-    for (let j = 0; j < L; j++) W[i + j + 1] += ai * b.m[j];
+  const am = a.m,
+    bm = b.m;
+  W[0] = 0;
+  const a0 = am[0];
+  for (let j = 0; j < L; j++) W[j + 1] = a0 * bm[j];
+  for (let i = 1; i < L; i++) {
+    const ai = am[i];
+    W[i + L] = 0;
+    if (ai === 0) continue;
+    for (let j = 0; j < L; j++) W[i + j + 1] += ai * bm[j];
   }
   let c = 0;
   for (let k = 2 * L - 1; k >= 0; k--) {
     const v = W[k] + c;
-    W[k] = v % 65536;
-    c = Math.floor(v / 65536);
+    c = Math.floor(v * (1 / 65536));
+    W[k] = v - c * 65536;
   }
   pack(d, a.s ^ b.s, a.e + b.e, W, 2 * L, 0);
 }
@@ -145,58 +150,97 @@ function divSmall(d: MP, a: MP, n: number): void {
   let rem = 0;
   for (let i = 0; i < L + 2; i++) {
     const v = rem * 65536 + (i < L ? a.m[i] : 0);
-    const q = Math.floor(v / n);
+    let q = Math.floor(v / n);
     rem = v - q * n;
+    if (rem < 0) {
+      q -= 1;
+      rem += n;
+    } else if (rem >= n) {
+      q += 1;
+      rem -= n;
+    }
     W[i] = q;
   }
   pack(d, a.s, a.e, W, L + 2, rem ? 1 : 0);
 }
 
-/** d := a / b (b nonzero): bit-serial long division. */
+/** Order of the division remainder RB against the divisor limbs bm. */
+function cmpRem(bm: Float64Array): number {
+  if (RB[0] !== 0) return RB[0] > 0 ? 1 : -1;
+  for (let k = 0; k < L; k++) if (RB[k + 1] !== bm[k]) return RB[k + 1] > bm[k] ? 1 : -1;
+  return 0;
+}
+
+/** RB -= q * bm (RB[0] may go negative). */
+function subB(bm: Float64Array, q: number): void {
+  let carry = 0;
+  for (let k = L - 1; k >= 0; k--) {
+    const p = q * bm[k] + carry;
+    carry = Math.floor(p * (1 / 65536));
+    let v = RB[k + 1] - (p - carry * 65536);
+    if (v < 0) {
+      v += 65536;
+      carry += 1;
+    }
+    RB[k + 1] = v;
+  }
+  RB[0] -= carry;
+}
+
+/** RB += bm. */
+function addB(bm: Float64Array): void {
+  let c = 0;
+  for (let k = L - 1; k >= 0; k--) {
+    const v = RB[k + 1] + bm[k] + c;
+    c = v >= 65536 ? 1 : 0;
+    RB[k + 1] = v - c * 65536;
+  }
+  RB[0] += c;
+}
+
+/**
+ * d := a / b (b nonzero): schoolbook long division in base 2^16, each
+ * quotient digit estimated from the leading limbs in double precision and
+ * corrected so the partial remainder stays in [0, b); exact remainder, so
+ * the quotient is truncated with a sticky bit like the other operations.
+ */
 function div(d: MP, a: MP, b: MP): void {
   if (a.z) {
     setZ(d, a.s ^ b.s);
     return;
   }
+  const bm = b.m;
+  // RB[0] integer part, RB[1..L] fraction: the partial remainder, < b.
   RB[0] = 0;
-  BB[0] = 0;
-  for (let i = 0; i < L; i++) {
-    RB[i + 1] = a.m[i];
-    BB[i + 1] = b.m[i];
-  }
+  for (let i = 0; i < L; i++) RB[i + 1] = a.m[i];
+  const bv = bm[0] / 65536 + bm[1] / 4294967296 + bm[2] / 281474976710656;
   const nq = L + 2;
-  W.fill(0, 0, nq);
-  for (let i = 0; i < 16 * nq; i++) {
-    let ge = true;
-    for (let k = 0; k <= L; k++) {
-      if (RB[k] !== BB[k]) {
-        ge = RB[k] > BB[k];
-        break;
-      }
+  W[0] = 0;
+  if (cmpRem(bm) >= 0) {
+    subB(bm, 1);
+    W[0] = 1;
+  }
+  for (let j = 1; j < nq; j++) {
+    // RB := RB * 2^16 (RB < b < 1, so RB[0] is 0 before the shift).
+    for (let k = 0; k < L; k++) RB[k] = RB[k + 1];
+    RB[L] = 0;
+    const tv = RB[0] + RB[1] / 65536 + RB[2] / 4294967296;
+    let q = Math.floor(tv / bv);
+    if (q > 65535) q = 65535;
+    if (q > 0) subB(bm, q);
+    while (RB[0] < 0) {
+      addB(bm);
+      q -= 1;
     }
-    if (ge) {
-      let br = 0;
-      for (let k = L; k >= 0; k--) {
-        let v = RB[k] - BB[k] - br;
-        br = 0;
-        if (v < 0) {
-          v += 65536;
-          br = 1;
-        }
-        RB[k] = v;
-      }
-      W[i >>> 4] += 0x8000 >>> (i & 15);
+    while (cmpRem(bm) >= 0) {
+      subB(bm, 1);
+      q += 1;
     }
-    let c = 0;
-    for (let k = L; k >= 0; k--) {
-      const v = RB[k] * 2 + c;
-      c = v >= 65536 ? 1 : 0;
-      RB[k] = v & 0xffff;
-    }
+    W[j] = q;
   }
   let st = 0;
   for (let k = 0; k <= L; k++) if (RB[k]) st = 1;
-  pack(d, a.s ^ b.s, a.e - b.e + 1, W, nq, st);
+  pack(d, a.s ^ b.s, a.e - b.e + 16, W, nq, st);
 }
 
 /** d := a + b (sub: a - b): the exact sum truncated toward zero (round to odd). */
@@ -861,3 +905,6 @@ export function fpatan(y: F80, x: F80, out: F80): void {
   mR.s = s;
   toF80(mR, out, true);
 }
+
+/** The multi-precision primitives, for unit tests (test/unit/cpu-x87-trans.test.ts checks them against BigInt). */
+export const mpForTest = { MP, mul, div, add, divSmall };

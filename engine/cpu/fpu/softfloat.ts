@@ -1287,6 +1287,3 @@ export function prem(a: F80, b: F80, round: boolean, out: F80): void {
 /** Copies for callers that need two temporaries. */
 export const scratchA = tA;
 export const scratchB = tB;
-
-/** Internal: exported for the transcendental module (same rounding machinery). */
-export const internal = { addP, mulP, divP, packReg };
