@@ -789,8 +789,10 @@ export function generateX87TransCases(
     const masks = mk < 7 ? 0x3f : mk < 8 ? 0x00 : mk < 9 ? 0x20 : r.int(64);
     const cw = 0x40 | masks | r.pick(CWS_PC) | r.pick(CWS_RC);
     const x = transValue(r, name);
-    const y =
-      name === 'fyl2x' || name === 'fyl2xp1' || name === 'fpatan' ? transValue(r, 'fpatan') : value(r);
+    let y = name === 'fyl2x' || name === 'fyl2xp1' || name === 'fpatan' ? transValue(r, 'fpatan') : value(r);
+    // FYL2X with a huge y: overflow (OE; unmasked: the result scaled by 2^-24576).
+    if (name === 'fyl2x' && r.int(6) === 0)
+      y = f80(r.int(2), 0x7ff0 + r.int(15), (r.u32() | 0x80000000) >>> 0, r.u32());
     const z = value(r);
     const st = r.int(24);
     const nstack = st === 0 ? 0 : st === 1 ? 1 : st === 2 ? 8 : 2;
