@@ -10,6 +10,7 @@ import type { DiskSpec, DomainConfig } from '../engine/machine-api';
 import {
   checkRegularFile,
   ConfigError,
+  describeValue,
   parseDiskSpec as parseXlDiskSpec,
   parseXlConfigDetailed,
   validateDomainConfig,
@@ -90,7 +91,7 @@ function str(args: Record<string, unknown>, key: string): string | undefined {
 function bool(args: Record<string, unknown>, key: string): boolean | undefined {
   const v = args[key];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'boolean') throw new LaunchError(key, `expected true or false, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'boolean') throw new LaunchError(key, `expected true or false, got ${describeValue(v)}`);
   return v;
 }
 
@@ -123,7 +124,7 @@ function parseOffset(key: string, v: unknown): bigint {
     const t = v.trim();
     return t.startsWith('-') ? -BigInt(t.slice(1)) : BigInt(t);
   }
-  throw new LaunchError(key, `offset must be a number or a "0x..." string, got ${JSON.stringify(v)}`);
+  throw new LaunchError(key, `offset must be a number or a "0x..." string, got ${describeValue(v)}`);
 }
 
 /**

@@ -796,6 +796,26 @@ const CONFIG_KEYS = new Set([
   'tscPerInstruction',
 ]);
 
+/**
+ * A value as error messages show it: JSON where JSON can say it (strings in
+ * quotes), `NaN`, `Infinity`, `5n` for numbers and BigInts JSON cannot show,
+ * "an object" / "an array" for what it cannot serialise (cycles), at most
+ * 80 characters. Never throws.
+ */
+export function describeValue(v: unknown): string {
+  if (typeof v === 'number') return Number.isFinite(v) ? JSON.stringify(v) : String(v);
+  if (typeof v === 'bigint') return `${v}n`;
+  if (v === undefined || typeof v === 'function' || typeof v === 'symbol') return typeof v;
+  let s: string | undefined;
+  try {
+    s = JSON.stringify(v);
+  } catch {
+    s = undefined;
+  }
+  if (s === undefined) return Array.isArray(v) ? 'an array' : 'an object';
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
 /** Options of validateDomainConfig. */
 export interface ValidateOptions {
   /** Directory relative paths (kernel, ramdisk, disk targets) are resolved against; none = left as given. */
@@ -857,7 +877,7 @@ export function validateDomainConfig(obj: unknown, opts: ValidateOptions = {}): 
     const v = o[key];
     if (v === undefined) return undefined;
     if (typeof v !== 'number' || !Number.isInteger(v))
-      throw new ConfigError(key, `must be a whole number, found ${JSON.stringify(v)}`);
+      throw new ConfigError(key, `must be a whole number, found ${describeValue(v)}`);
     if (v < min || v > max) throw new ConfigError(key, `${v} is out of range (${min}..${max})`);
     return v;
   };
@@ -882,7 +902,7 @@ export function validateDomainConfig(obj: unknown, opts: ValidateOptions = {}): 
     const v = o[k];
     if (v === undefined) continue;
     if (typeof v !== 'string' || !SHUTDOWN_ACTIONS.includes(v)) {
-      throw new ConfigError(k, `invalid action ${JSON.stringify(v)} (expected destroy, restart or preserve)`);
+      throw new ConfigError(k, `invalid action ${describeValue(v)} (expected destroy, restart or preserve)`);
     }
     cfg[k] = v as ShutdownAction;
   }
@@ -920,14 +940,14 @@ function checkDisk(d: unknown, i: number, baseDir: string | undefined): DiskSpec
   if (typeof r.target !== 'string' || r.target === '')
     throw new ConfigError('disks', `entry ${i}: target must be a non-empty path`);
   if (typeof r.vdev !== 'string' || vdevToDevid(r.vdev) < 0)
-    throw new ConfigError('disks', `entry ${i}: invalid vdev ${JSON.stringify(r.vdev)}`);
+    throw new ConfigError('disks', `entry ${i}: invalid vdev ${describeValue(r.vdev)}`);
   const access = r.access ?? 'w';
   if (access !== 'r' && access !== 'w')
     throw new ConfigError('disks', `entry ${i}: access must be "r" or "w"`);
   if (r.format !== undefined && r.format !== 'raw')
     throw new ConfigError(
       'disks',
-      `entry ${i}: format ${JSON.stringify(r.format)} is not supported (raw only)`,
+      `entry ${i}: format ${describeValue(r.format)} is not supported (raw only)`,
     );
   return { target: resolvePath(r.target, baseDir), vdev: r.vdev, access, format: 'raw' };
 }

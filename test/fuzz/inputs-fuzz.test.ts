@@ -10,7 +10,7 @@
  * a hang (the child's timeout) or a child peak RSS past RSS_BOUND_MIB fails.
  */
 import { strict as assert } from 'node:assert';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { XEN_ELFNOTE as N } from '../../engine/image';
 import { cliBomb } from '../helpers/image-bombs';
@@ -73,7 +73,7 @@ function report(r: InputsFuzzResult): void {
   assert.ok(r.peakRssMiB < RSS_BOUND_MIB, `peak RSS ${r.peakRssMiB} MiB (bound ${RSS_BOUND_MIB})`);
 }
 
-describe('inputs fuzz (issue 8): malformed images and xl configs', function () {
+describe('inputs fuzz (issue 8): malformed images, launch attributes and xl configs', function () {
   this.timeout(LONG ? 7_200_000 : 300_000);
   let dir = '';
   before(function () {
@@ -107,6 +107,26 @@ describe('inputs fuzz (issue 8): malformed images and xl configs', function () {
         ),
       ],
     ];
+    // SHF_COMPRESSED debug sections (zlib; zstd too where ld has it, which the loader refuses by name).
+    for (const z of ['zlib', 'zlib-gnu', 'zstd']) {
+      try {
+        elfs.push([
+          `elf64-${z}`,
+          readBytes(
+            buildTestElf(dir, {
+              bits: 64,
+              name: `k64${z}`,
+              notes: NOTES,
+              dwarf: 5,
+              flags: [`-Wl,--compress-debug-sections=${z}`],
+              linkerScript: kernelLinkerScript(0xffffffff80000000n, 0x100000n),
+            }),
+          ),
+        ]);
+      } catch {
+        /* this ld cannot */
+      }
+    }
     for (const [name, bytes] of elfs) writeFileSync(join(dir, `${name}.bin`), bytes);
     const elf64 = elfs[0][1];
     for (const [ext, cmd] of COMPRESSORS) {
@@ -123,6 +143,8 @@ describe('inputs fuzz (issue 8): malformed images and xl configs', function () {
     ] as [string, string[]][]) {
       if (haveTool(cmd[0])) writeFileSync(join(dir, `bomb-${ext}-48M.bin`), cliBomb(cmd, 48 * MiB));
     }
+    const names = readdirSync(dir).filter((f) => f.endsWith('.bin'));
+    console.log(`      seed files: ${names.join(' ')} (+ gzip/zstd/lz4 bombs built in the child)`);
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -148,6 +170,23 @@ describe('inputs fuzz (issue 8): malformed images and xl configs', function () {
       );
       report(r);
       assert.ok((r.outcomes.ImageError ?? 0) > 0 && (r.outcomes.loaded ?? 0) > 0, JSON.stringify(r.outcomes));
+    });
+
+    it(`launch attributes, seed ${seed}: every case is a LaunchError or a launch plan within the limits`, () => {
+      const r = runInputsFuzz(
+        {
+          kind: 'launch',
+          seed,
+          cases: LONG ? 40_000 : 3000,
+          seedDir: dir,
+          cap: CAP,
+          caseBoundMs: CASE_BOUND_MS,
+        },
+        join(dir, `job-launch-${seed}.json`),
+        LONG ? 3_600_000 : 120_000,
+      );
+      report(r);
+      assert.ok((r.outcomes.LaunchError ?? 0) > 0 && (r.outcomes.plan ?? 0) > 0, JSON.stringify(r.outcomes));
     });
 
     it(`xl configs, seed ${seed}: every case is a ConfigError or a configuration within the limits`, () => {

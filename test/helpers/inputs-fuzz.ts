@@ -28,6 +28,13 @@
  * re-validated by validateDomainConfig and checked against the limits; plus
  * random xl disk and vif spec strings.
  *
+ * Launch cases: random launch-attribute objects for the debug adapter's
+ * validateLaunchArgs (right and wrong types, huge, negative, fractional and
+ * non-finite numbers, prototype names as attributes, disks and symbols
+ * arrays of odd entries, paths to a regular file, a directory, /dev/zero, a
+ * missing file, the seed files, an xl file with random text); a plan must
+ * be within the limits.
+ *
  * A case is clean when it gives an ImageError / MachineConfigError /
  * ConfigError with a non-empty message, or a loaded image / valid config.
  * Anything else (TypeError, RangeError, a plain Error, a non-Error, a
@@ -59,13 +66,14 @@ import {
   REFUSED_KEYS,
   validateDomainConfig,
 } from '../../engine/xen/config';
+import { LaunchError, validateLaunchArgs } from '../../debug-adapter/launch';
 import { gzipBomb, lz4Bomb, zstdBomb } from './image-bombs';
 import { makeBzImage } from './image-build';
 import { Rng } from './x86-gen';
 
 /** What the child runs. */
 export interface InputsFuzzJob {
-  kind: 'images' | 'configs';
+  kind: 'images' | 'configs' | 'launch';
   seed: number;
   cases: number;
   /** Directory of seed files (images only): NAME.bin, any format. */
@@ -80,7 +88,7 @@ export interface InputsFuzzJob {
 
 /** What the child reports. */
 export interface InputsFuzzResult {
-  kind: 'images' | 'configs';
+  kind: 'images' | 'configs' | 'launch';
   cases: number;
   /** Outcome counts: `loaded`, `built`, `ImageError`, `MachineConfigError`, `ConfigError`, `config`. */
   outcomes: Record<string, number>;
@@ -626,6 +634,83 @@ function configCase(rng: Rng): { id: string; text: string } {
 }
 
 // ---------------------------------------------------------------------------
+// Launch attributes
+
+function launchCase(rng: Rng, paths: string[], xlFile: string): { id: string; args: unknown } {
+  if (rng.bool(0.03)) return { id: 'non-object', args: rng.pick([null, 5, 'x', [], [1], true]) };
+  // An xl file with random text for the `config` attribute.
+  writeFileSync(xlFile, configCase(rng).text);
+  const anyValue = (depth = 0): unknown => {
+    switch (rng.int(depth > 2 ? 8 : 10)) {
+      case 0:
+        return rng.pick([0, -1, 1, 2, 32, 33, 64, 128, 3584, 3585, 4096, 1.5, NaN, Infinity, 1e20, -0]);
+      case 1:
+        return rng.pick(paths);
+      case 2:
+        return 'x'.repeat(rng.pick([0, 1, 1023, 1024, 5000]));
+      case 3:
+        return rng.pick([true, false, null, undefined]);
+      case 4:
+        return String(rng.u32());
+      case 5:
+        return rng.pick(['0x10', '-0x10', '0x', '12abc', ' 7 ', '1e3', '-5']);
+      case 6:
+        return randomString(rng, 20);
+      case 7:
+        return { toString: null, valueOf: 1 };
+      case 8:
+        return Array.from({ length: rng.int(4) }, () => anyValue(depth + 1));
+      default:
+        return Object.fromEntries(
+          Array.from({ length: rng.int(4) }, () => [
+            rng.pick(['target', 'vdev', 'access', 'format', 'path', 'offset', '__proto__', 'x']),
+            anyValue(depth + 1),
+          ]),
+        );
+    }
+  };
+  const attrs = [
+    'kernel',
+    'ramdisk',
+    'cmdline',
+    'memory',
+    'vcpus',
+    'disks',
+    'config',
+    'symbols',
+    'stopOnEntry',
+    'consoleInput',
+    'trace',
+    'domainName',
+    'consoleIoWrites',
+    'cwd',
+    'type',
+    'request',
+  ];
+  const oddAttrs = ['constructor', 'toString', '__proto__', 'hasOwnProperty', 'bogus'];
+  const args: Record<string, unknown> = {};
+  // Mostly a real file (paths[0] and [1] are seed images), so that the other attributes get checked.
+  if (rng.bool(0.8)) args.kernel = rng.bool(0.7) ? paths[rng.int(2)] : rng.pick(paths);
+  const n = rng.int(6);
+  for (let i = 0; i < n; i++) {
+    const k = rng.bool(0.04) ? rng.pick(oddAttrs) : rng.pick(attrs);
+    let v: unknown;
+    if (k === 'config') v = rng.bool(0.7) ? xlFile : anyValue();
+    else if (k === 'disks')
+      v = rng.bool(0.6)
+        ? Array.from({ length: rng.int(3) }, () =>
+            rng.bool(0.5)
+              ? `${rng.pick(paths)},raw,${rng.pick(['xvda', 'xvdb', 'hda', 'bad'])},w`
+              : anyValue(1),
+          )
+        : anyValue();
+    else v = anyValue();
+    Object.defineProperty(args, k, { value: v, enumerable: true, configurable: true, writable: true });
+  }
+  return { id: Object.keys(args).join('+'), args };
+}
+
+// ---------------------------------------------------------------------------
 // Runner
 
 function describeThrown(e: unknown): string {
@@ -667,6 +752,23 @@ export function runInputsFuzzJob(job: InputsFuzzJob): InputsFuzzResult {
   };
   const t0 = Date.now();
   const seeds = job.kind === 'images' ? loadSeeds(job.seedDir!) : [];
+  const launchPaths =
+    job.kind === 'launch'
+      ? [
+          ...readdirSync(job.seedDir!)
+            .filter((f) => f.endsWith('.bin'))
+            .slice(0, 4)
+            .map((f) => join(job.seedDir!, f)),
+          job.seedDir!,
+          '/dev/zero',
+          '/dev/null',
+          join(job.seedDir!, 'missing.bin'),
+          'relative/missing',
+          '',
+          ' ',
+        ]
+      : [];
+  const xlFile = join(job.seedDir ?? '/tmp', `launch-${job.seed}.cfg`);
   for (let i = 0; i < job.cases; i++) {
     const c0 = Date.now();
     let id = `${i}`;
@@ -712,6 +814,24 @@ export function runInputsFuzzJob(job: InputsFuzzJob): InputsFuzzResult {
         } catch (e) {
           clean(`${id} (symbols)`, e, [ImageError]);
         }
+      }
+    } else if (job.kind === 'launch') {
+      const c = launchCase(rng, launchPaths, xlFile);
+      id = `${i} ${c.id}`;
+      try {
+        const plan = validateLaunchArgs(c.args);
+        count('plan');
+        const v = plan.config;
+        if (!(v.memory >= 1 && v.memory <= MAX_MEMORY_MIB)) fail(id, `memory ${v.memory} accepted`);
+        if (!(v.vcpus >= 1 && v.vcpus <= MAX_VCPUS)) fail(id, `vcpus ${v.vcpus} accepted`);
+        if (v.cmdline !== undefined && Buffer.byteLength(v.cmdline) > MAX_CMDLINE)
+          fail(id, `cmdline of ${Buffer.byteLength(v.cmdline)} bytes accepted`);
+        for (const d of v.disks)
+          if (d.target === '/dev/zero') fail(id, 'a character device accepted as a disk');
+        if (v.kernel === '/dev/zero') fail(id, 'a character device accepted as the kernel');
+        JSON.stringify(plan, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x));
+      } catch (e) {
+        clean(id, e, [LaunchError]);
       }
     } else {
       const c = configCase(rng);

@@ -101,6 +101,27 @@ describe('domain configuration: one validation for the CLI, the xl file and the 
       assert.equal(launchError({ kernel, memory: 0 }).attribute, 'memory');
     });
 
+    it('values that JSON cannot show (NaN, BigInt, cyclic objects) still give a ConfigError naming the key', () => {
+      const cyclic: Record<string, unknown> = {};
+      cyclic.self = cyclic;
+      for (const [key, v, shown] of [
+        ['memory', NaN, 'NaN'],
+        ['memory', Infinity, 'Infinity'],
+        ['vcpus', 5n, '5n'],
+        ['memory', cyclic, 'an object'],
+        ['onCrash', cyclic, 'an object'],
+        ['onCrash', 7n, '7n'],
+      ] as [string, unknown, string][]) {
+        const e = configError(() => validateDomainConfig({ name: 'g', kernel, [key]: v }));
+        assert.equal(e.key, key);
+        assert.ok(e.reason.includes(shown), e.reason);
+      }
+      assert.match(
+        launchError({ kernel, stopOnEntry: NaN }).message,
+        /'stopOnEntry': expected true or false, got NaN/,
+      );
+    });
+
     it('CLI: --memory 4096, --vcpus 33 and a 1024-byte --cmdline are refused with the same reasons, naming the option', () => {
       const long = 'x'.repeat(MAX_CMDLINE + 1);
       for (const [args, msg] of [
