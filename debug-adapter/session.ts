@@ -237,6 +237,45 @@ export class PvscopeSession extends DebugSession {
     this.opts = opts;
     this.setDebuggerLinesStartAt1(true);
     this.setDebuggerColumnsStartAt1(true);
+    // The base class shuts the session down (stdio: exits the process) on any 'error' event,
+    // including a frame that is not JSON. Only stream errors end it; a bad frame is logged.
+    this.removeAllListeners('error');
+    this.on('error', (ev: DebugProtocol.Event) => {
+      const text = typeof ev?.body === 'string' ? ev.body : '';
+      if (text.startsWith('Error handling data')) this.logMalformed(text);
+      else this.shutdown();
+    });
+  }
+
+  /** Logs a frame that was not a usable DAP message (category stderr) and carries on. */
+  private logMalformed(what: string): void {
+    try {
+      this.sendEvent(
+        new OutputEvent(`pvscope: ignored a malformed DAP message: ${truncate(what, 300)}\n`, 'stderr'),
+      );
+    } catch {
+      /* the output channel is gone */
+    }
+  }
+
+  /**
+   * Every decoded frame comes here: messages that are not objects (`null`,
+   * `5`, `[]`) or have no usable `type` are logged and ignored instead of
+   * throwing out of the base class's reader (which would end the session).
+   */
+  override handleMessage(msg: DebugProtocol.ProtocolMessage): void {
+    if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) {
+      this.logMalformed(
+        `not an object (${msg === null ? 'null' : Array.isArray(msg) ? 'an array' : typeof msg})`,
+      );
+      return;
+    }
+    if (msg.type !== 'request' && msg.type !== 'response') {
+      if (msg.type !== 'event')
+        this.logMalformed(`unknown message type ${truncate(safeStringify(msg.type), 60)}`);
+      return;
+    }
+    super.handleMessage(msg);
   }
 
   // -------------------------------------------------------------------------
@@ -248,8 +287,17 @@ export class PvscopeSession extends DebugSession {
 
   protected override dispatchRequest(request: DebugProtocol.Request): void {
     const response: DebugProtocol.Response = new Response(request);
-    const command = typeof request.command === 'string' ? request.command : String(request.command);
     try {
+      // A command that is not a string (an object whose toString is null cannot even be printed).
+      if (typeof request.command !== 'string') {
+        response.command = '';
+        this.fail(
+          response,
+          new RequestError(`request 'command' must be a string (got ${typeof request.command})`),
+        );
+        return;
+      }
+      const command = request.command;
       if (this.trace)
         this.sendEvent(
           new OutputEvent(
@@ -1614,7 +1662,7 @@ export class PvscopeSession extends DebugSession {
   private frameOf(frameId: unknown): { vcpu: number; frame: number } {
     const m = this.need();
     if (typeof frameId !== 'number' || !Number.isInteger(frameId) || frameId < 0)
-      throw new RequestError(`unknown frameId ${JSON.stringify(frameId)}`);
+      throw new RequestError(`unknown frameId ${truncate(safeStringify(frameId), 100)}`);
     const vcpu = Math.floor(frameId / FRAME_STRIDE);
     const frame = frameId % FRAME_STRIDE;
     if (vcpu >= m.info.vcpus || frame >= MAX_FRAMES) throw new RequestError(`unknown frameId ${frameId}`);
