@@ -365,9 +365,12 @@ function main(): void {
     m.destroy();
     process.exit(code);
   };
-  // Each Machine.run(budget) call is bounded (about 10 ns of host time per budget unit, see
-  // docs/architecture.md "The run loop"): the clock is read after every call, so --timeout and
-  // Ctrl-] are honoured within one call's time; a tick yields to the event loop every 20 ms.
+  // Each Machine.run(budget) call is bounded (about 5 ns of host time per budget unit for ordinary
+  // code, up to about 100 ns for REP strings, see docs/architecture.md "The run loop"): the clock is
+  // read after every call of at most CLI_SLICE units, so --timeout and Ctrl-] are honoured within
+  // one call's time (under 100 ms even for REP loops on a loaded machine); a tick yields to the
+  // event loop every 20 ms.
+  const CLI_SLICE = 250_000;
   const timeoutMs = o.timeout !== undefined ? o.timeout * 1000 : Infinity;
   const tick = () => {
     const tickStart = Date.now();
@@ -377,7 +380,7 @@ function main(): void {
         process.stderr.write('\npvscope: quit\n');
         return finish(0);
       }
-      const budget = Math.min(1_000_000, limit - m.info.instructionsRetired);
+      const budget = Math.min(CLI_SLICE, limit - m.info.instructionsRetired);
       if (budget <= 0) {
         process.stderr.write(`\npvscope: instruction limit reached (${limit})\n`);
         return finish(3);
