@@ -7,64 +7,8 @@
  * SDM vol. 3 §6.3.1 (exception vectors).
  */
 
-/** Hypercall number -> Xen's name without the `__HYPERVISOR_` prefix (xen.h). */
-export const HYPERCALL_NAMES: Record<number, string> = {
-  0: 'set_trap_table',
-  1: 'mmu_update',
-  2: 'set_gdt',
-  3: 'stack_switch',
-  4: 'set_callbacks',
-  5: 'fpu_taskswitch',
-  6: 'sched_op_compat',
-  7: 'platform_op',
-  8: 'set_debugreg',
-  9: 'get_debugreg',
-  10: 'update_descriptor',
-  12: 'memory_op',
-  13: 'multicall',
-  14: 'update_va_mapping',
-  15: 'set_timer_op',
-  16: 'event_channel_op_compat',
-  17: 'xen_version',
-  18: 'console_io',
-  19: 'physdev_op_compat',
-  20: 'grant_table_op',
-  21: 'vm_assist',
-  22: 'update_va_mapping_otherdomain',
-  23: 'iret',
-  24: 'vcpu_op',
-  25: 'set_segment_base',
-  26: 'mmuext_op',
-  27: 'xsm_op',
-  28: 'nmi_op',
-  29: 'sched_op',
-  30: 'callback_op',
-  31: 'xenoprof_op',
-  32: 'event_channel_op',
-  33: 'physdev_op',
-  34: 'hvm_op',
-  35: 'sysctl',
-  36: 'domctl',
-  37: 'kexec_op',
-  38: 'tmem_op',
-  39: 'argo_op',
-  40: 'xenpmu_op',
-  41: 'dm_op',
-  42: 'hypfs_op',
-  48: 'mca',
-  49: 'paging_domctl_cont',
-  50: 'arch_2',
-  51: 'arch_3',
-  52: 'arch_4',
-  53: 'arch_5',
-  54: 'arch_6',
-  55: 'arch_7',
-};
-
-/** Name of hypercall `nr` (Xen's, without `__HYPERVISOR_`), or `hypercall_<nr>` when undefined. */
-export function hypercallName(nr: number): string {
-  return HYPERCALL_NAMES[nr] ?? `hypercall_${nr}`;
-}
+// Hypercall numbers and names live with the rest of Xen's ABI in engine/xen/public/.
+export { HYPERCALL_NAMES, hypercallName } from '../xen/public/xen';
 
 /** Sub-operation tables of the multiplexed hypercalls: hypercall number -> { prefix, names by cmd }. */
 export const SUBOPS: Record<number, { prefix: string; names: Record<number, string>; mask?: number }> = {

@@ -45,12 +45,12 @@ import {
   setContinuationRegs,
 } from './preempt';
 
-import { hypercallName as hypercallNameOf } from '../debug/xen-names';
-export { HYPERCALL_NAMES } from '../debug/xen-names';
+import { hypercallName as hypercallNameOf, __HYPERVISOR_multicall, __HYPERVISOR_iret } from './public/xen';
+export { HYPERCALL_NAMES } from './public/xen';
 export { hypercallNameOf };
 
-const MULTICALL = 13;
-const IRET = 23;
+const MULTICALL = __HYPERVISOR_multicall;
+const IRET = __HYPERVISOR_iret;
 
 /** Per-domain settings the dispatcher needs beyond the Domain object. */
 export interface HypercallEnv {

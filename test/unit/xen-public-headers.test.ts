@@ -1,0 +1,64 @@
+/**
+ * Checks engine/xen/public/ against Xen's own public headers, taken from
+ * Debian's libxen-dev (Xen 4.17) at test time (test/helpers/debian.ts caches
+ * it under .cache/debian/). Outside CI a failed fetch skips; under CI=true it
+ * fails with the reason.
+ */
+import { strict as assert } from 'node:assert';
+import { readFileSync } from 'node:fs';
+import { fetchDebianFileOrSkip } from '../helpers/debian';
+import * as xen from '../../engine/xen/public/xen';
+
+/** The first numeric `#define NAME value` of each macro in `text` (later compat re-#defines are ignored). */
+function numericDefines(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const m of text.matchAll(
+    /^#define\s+(\w+)\s+\(?(-?(?:0[xX][0-9a-fA-F]+|\d+))[uUlL]*\)?\s*(?:\/\*.*)?$/gm,
+  ))
+    if (!out.has(m[1])) out.set(m[1], Number(m[2]));
+  return out;
+}
+
+/** Macros defined as another macro (`#define A B`), first definition only. */
+function aliasDefines(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const m of text.matchAll(/^#define\s+(\w+)\s+([A-Za-z_]\w*)\s*(?:\/\*.*)?$/gm))
+    if (!out.has(m[1])) out.set(m[1], m[2]);
+  return out;
+}
+
+describe('engine/xen/public against Xen public headers (libxen-dev)', function () {
+  this.timeout(600_000);
+
+  it('xen.ts: every __HYPERVISOR_* constant and name equals xen.h / arch-x86/xen-mca.h, and none is missing', async function () {
+    const xenH = readFileSync(
+      await fetchDebianFileOrSkip(this, 'libxen-dev', '/usr/include/xen/xen.h'),
+      'utf8',
+    );
+    const archH = readFileSync(
+      await fetchDebianFileOrSkip(this, 'libxen-dev', '/usr/include/xen/arch-x86/xen-mca.h'),
+      'utf8',
+    );
+    const defs = numericDefines(xenH);
+    for (const [alias, target] of aliasDefines(archH)) {
+      const v = defs.get(target);
+      if (alias.startsWith('__HYPERVISOR_') && v !== undefined) defs.set(alias, v);
+    }
+    const ours = Object.entries(xen).filter(
+      ([k, v]) => k.startsWith('__HYPERVISOR_') && typeof v === 'number',
+    );
+    assert.ok(ours.length >= 50, `only ${ours.length} hypercall constants`);
+    for (const [k, v] of ours) assert.equal(v, defs.get(k), `${k}: ours ${v}, Xen's ${defs.get(k)}`);
+    const theirs = [...defs].filter(([k]) => k.startsWith('__HYPERVISOR_'));
+    for (const [k, v] of theirs)
+      assert.equal((xen as Record<string, unknown>)[k], v, `${k} missing or differs`);
+    // The name table: every Xen number has its name (x86's for arch_0/arch_1).
+    for (const [k, v] of theirs) {
+      if (k === '__HYPERVISOR_arch_0' || k === '__HYPERVISOR_arch_1') continue; // mca, paging_domctl_cont
+      assert.equal(xen.hypercallName(v), k.slice(13), k);
+    }
+    assert.equal(xen.hypercallName(48), 'mca');
+    assert.equal(xen.hypercallName(49), 'paging_domctl_cont');
+    assert.equal(xen.hypercallName(11), 'hypercall_11');
+  });
+});
