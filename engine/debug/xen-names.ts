@@ -259,66 +259,8 @@ export const DOMID_NAMES: Record<number, string> = {
   0x7fff: 'DOMID_IDLE',
 };
 
-/** Xen's errno values (public/errno.h; brief §3.6): name -> positive value. */
-export const XEN_ERRNO: Record<string, number> = {
-  EPERM: 1,
-  ENOENT: 2,
-  ESRCH: 3,
-  EINTR: 4,
-  EIO: 5,
-  ENXIO: 6,
-  E2BIG: 7,
-  ENOEXEC: 8,
-  EBADF: 9,
-  ECHILD: 10,
-  EAGAIN: 11,
-  EWOULDBLOCK: 11,
-  ENOMEM: 12,
-  EACCES: 13,
-  EFAULT: 14,
-  EBUSY: 16,
-  EEXIST: 17,
-  EXDEV: 18,
-  ENODEV: 19,
-  ENOTDIR: 20,
-  EISDIR: 21,
-  EINVAL: 22,
-  ENFILE: 23,
-  EMFILE: 24,
-  ENOSPC: 28,
-  EROFS: 30,
-  EMLINK: 31,
-  EDOM: 33,
-  ERANGE: 34,
-  EDEADLK: 35,
-  ENAMETOOLONG: 36,
-  ENOLCK: 37,
-  ENOSYS: 38,
-  ENOTEMPTY: 39,
-  ENODATA: 61,
-  ETIME: 62,
-  EBADMSG: 74,
-  EOVERFLOW: 75,
-  EILSEQ: 84,
-  ERESTART: 85,
-  ENOTSOCK: 88,
-  EMSGSIZE: 90,
-  EOPNOTSUPP: 95,
-  EADDRINUSE: 98,
-  EADDRNOTAVAIL: 99,
-  ENOBUFS: 105,
-  EISCONN: 106,
-  ENOTCONN: 107,
-  ETIMEDOUT: 110,
-  ECONNREFUSED: 111,
-};
-
-/** Errno name for a (positive or negative) Xen errno value, e.g. -22 -> 'EINVAL'; `E<n>` when unknown. */
-export function errnoName(errno: number): string {
-  const v = Math.abs(errno);
-  for (const [k, n] of Object.entries(XEN_ERRNO)) if (n === v && k !== 'EWOULDBLOCK') return k;
-  return `E${v}`;
-}
+// Errno values and names live in engine/xen/public/errno.ts (Xen public/errno.h).
+export { XEN_ERRNO, errnoName } from '../xen/public/errno';
 
 /** x86 exception vectors (SDM vol. 3 §6.3.1): mnemonic (without '#') -> vector. */
 export const VECTOR_NAMES: Record<string, number> = {

@@ -8,6 +8,7 @@ import { strict as assert } from 'node:assert';
 import { readFileSync } from 'node:fs';
 import { fetchDebianFileOrSkip } from '../helpers/debian';
 import * as xen from '../../engine/xen/public/xen';
+import * as errno from '../../engine/xen/public/errno';
 
 /** The first numeric `#define NAME value` of each macro in `text` (later compat re-#defines are ignored). */
 function numericDefines(text: string): Map<string, number> {
@@ -60,5 +61,27 @@ describe('engine/xen/public against Xen public headers (libxen-dev)', function (
     assert.equal(xen.hypercallName(48), 'mca');
     assert.equal(xen.hypercallName(49), 'paging_domctl_cont');
     assert.equal(xen.hypercallName(11), 'hypercall_11');
+  });
+});
+
+describe('engine/xen/public/errno against Xen public/errno.h (libxen-dev)', function () {
+  this.timeout(600_000);
+
+  it('every errno constant and XEN_ERRNO entry equals XEN_ERRNO(name, value), and every Xen errno is present', async function () {
+    const text = readFileSync(
+      await fetchDebianFileOrSkip(this, 'libxen-dev', '/usr/include/xen/errno.h'),
+      'utf8',
+    );
+    const defs = new Map<string, number>();
+    for (const m of text.matchAll(/^XEN_ERRNO\(\s*(\w+)\s*,\s*(\d+)\s*\)/gm)) defs.set(m[1], Number(m[2]));
+    assert.ok(defs.size >= 40, `parsed only ${defs.size} XEN_ERRNO lines`);
+    const ours = Object.entries(errno).filter(([k, v]) => /^E[A-Z0-9]+$/.test(k) && typeof v === 'number');
+    for (const [k, v] of ours) assert.equal(v, defs.get(k), `${k}: ours ${v}, Xen's ${defs.get(k)}`);
+    for (const [k, v] of defs) {
+      assert.equal((errno as Record<string, unknown>)[k], v, `${k} missing or differs`);
+      assert.equal(errno.XEN_ERRNO[k], v, `XEN_ERRNO.${k}`);
+      if (k !== 'EWOULDBLOCK' && k !== 'EDEADLOCK') assert.equal(errno.errnoName(-v), k);
+    }
+    assert.equal(Object.keys(errno.XEN_ERRNO).length, defs.size);
   });
 });
