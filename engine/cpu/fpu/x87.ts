@@ -23,7 +23,7 @@
  */
 import type { Cpu } from '../cpu';
 import type { Insn } from '../decoder';
-import { operandAddress, undefinedOpcode } from '../exec';
+import { operandAddress, undefinedOpcode } from '../ops/operands';
 import {
   BIAS,
   Exc,

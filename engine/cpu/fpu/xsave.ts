@@ -23,7 +23,7 @@
 import type { Cpu } from '../cpu';
 import type { CpuState } from '../state';
 import type { Insn } from '../decoder';
-import { operandAddress, readRm, undefinedOpcode, writeRm } from '../exec';
+import { operandAddress, readRm, undefinedOpcode, writeRm } from '../ops/operands';
 import { classifyTag } from './x87';
 import { MXCSR_DEFAULT, XSTATE_SSE, XSTATE_X87, x87Init, xinuse } from './xstate';
 

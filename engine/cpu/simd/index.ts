@@ -6,7 +6,7 @@
  */
 import type { Cpu } from '../cpu';
 import type { Insn } from '../decoder';
-import { undefinedOpcode } from '../exec';
+import { undefinedOpcode } from '../ops/operands';
 import { x87RaisePendingMf } from '../fpu/x87';
 import { SimdKind, simdFormOk, simdHandler, simdKind, simdSlot } from './table';
 import { registerMmx } from './mmx';

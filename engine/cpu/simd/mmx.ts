@@ -13,7 +13,7 @@
  */
 import type { Cpu } from '../cpu';
 import type { Insn } from '../decoder';
-import { getR, operandAddress, readRm, setR, undefinedOpcode, writeRm } from '../exec';
+import { getR, operandAddress, readRm, setR, undefinedOpcode, writeRm } from '../ops/operands';
 import { x87RaisePendingMf } from '../fpu/x87';
 import { mmxEnter, readMmxRm, setMmx } from './operands';
 import { defineSimd, Form, Pfx, SimdKind, type SimdHandler } from './table';

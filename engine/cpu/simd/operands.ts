@@ -10,7 +10,7 @@
  */
 import type { Cpu } from '../cpu';
 import type { Insn } from '../decoder';
-import { operandAddress } from '../exec';
+import { operandAddress } from '../ops/operands';
 
 const BUF = new Uint8Array(16);
 const BUF32 = new Int32Array(BUF.buffer);

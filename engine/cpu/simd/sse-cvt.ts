@@ -12,7 +12,7 @@
  */
 import type { Cpu } from '../cpu';
 import type { Insn } from '../decoder';
-import { readRm, setR } from '../exec';
+import { readRm, setR } from '../ops/operands';
 import { x87RaisePendingMf } from '../fpu/x87';
 import {
   cvt32to64,

@@ -24,7 +24,7 @@
  */
 import type { Cpu } from '../cpu';
 import type { Insn } from '../decoder';
-import { setR, undefinedOpcode, operandAddress } from '../exec';
+import { setR, undefinedOpcode, operandAddress } from '../ops/operands';
 import {
   FOp,
   Mx,

@@ -12,7 +12,7 @@
  */
 import type { Cpu } from '../cpu';
 import { Insn } from '../decoder';
-import { getR, operandAddress, readRm, setR, undefinedOpcode, writeRm } from '../exec';
+import { getR, operandAddress, readRm, setR, undefinedOpcode, writeRm } from '../ops/operands';
 import { readRm128, readRmLow, writeMemLow, writeRm128 } from './operands';
 import { defineSimd, Pfx, SimdKind, type SimdHandler } from './table';
 

@@ -9,7 +9,7 @@
  */
 import type { Cpu } from '../cpu';
 import type { Insn } from '../decoder';
-import { getR, operandAddress, readRm, setR, undefinedOpcode } from '../exec';
+import { getR, operandAddress, readRm, setR, undefinedOpcode } from '../ops/operands';
 import { readRm128 } from './operands';
 import { defineSimd, Pfx, SimdKind } from './table';
 import { pcmpgtq, xmmBinary } from './sse-int';
