@@ -191,6 +191,16 @@ export class PvMm {
   private readonly pflags: Uint8Array;
   private readonly typeCount: Uint32Array;
   private readonly refCount: Uint32Array;
+  /**
+   * Xen's virtual TLB clock (xen/arch/x86/flushtlb.c tlbflush_clock): ticks
+   * on every full TLB flush this MMU performs. Starts at 1 so frames never
+   * stamped (stamp 0) need no flush.
+   */
+  private tlbflushClock = 1;
+  /** Per frame: the clock when its type count last dropped to 0 (page_info tlbflush_timestamp). */
+  private readonly tlbflushStamp: Uint32Array;
+  /** Per vCPU index: the clock at its last full flush (per-CPU tlbflush_time). */
+  private readonly vcpuFlushTime: number[] = [];
   /** Xen frames the guest may map as if they were its own (shared_info, grant frames): mfn -> writable. */
   private readonly shared = new Map<number, boolean>();
   /** Why the innermost check failed (combined into the refusal reason). */
@@ -227,6 +237,32 @@ export class PvMm {
     this.pflags = new Uint8Array(n);
     this.typeCount = new Uint32Array(n);
     this.refCount = new Uint32Array(n);
+    this.tlbflushStamp = new Uint32Array(n);
+  }
+
+  /**
+   * Full TLB flush of `v` (global entries included) recorded on the TLB
+   * clock, as Xen's pre_flush()/post_flush() do around a flush.
+   */
+  private flushVcpuTlb(v: XenVcpuCore): void {
+    v.cpu.flushTlb(true);
+    const k = this.dom.vcpus.indexOf(v);
+    if (k >= 0) this.vcpuFlushTime[k] = ++this.tlbflushClock;
+  }
+
+  /**
+   * Xen _get_page_type() on a type change: every vCPU of the domain (its
+   * dirty_cpumask) that has not flushed its TLB since the frame's type
+   * count last dropped to 0 (tlbflush_filter / NEED_FLUSH) is flushed, so no
+   * stale mapping of the old type (e.g. a writable one) survives.
+   */
+  private flushStaleOnTypeChange(i: number): void {
+    const stamp = this.tlbflushStamp[i];
+    if (stamp === 0) return;
+    const vs = this.dom.vcpus;
+    for (let k = 0; k < vs.length; k++) {
+      if ((this.vcpuFlushTime[k] ?? 1) <= stamp) this.flushVcpuTlb(vs[k]);
+    }
   }
 
   // ---------------------------------------------------------------------
@@ -336,6 +372,7 @@ export class PvMm {
     }
     const count = this.typeCount[i];
     if (count === 0) {
+      if (this.ptype[i] !== type) this.flushStaleOnTypeChange(i);
       if (this.ptype[i] !== type || (this.pflags[i] & PF_PAE_XEN_L2) !== (paeXenL2 ? PF_PAE_XEN_L2 : 0)) {
         this.ptype[i] = type;
         this.pflags[i] &= ~(PF_VALIDATED | PF_PAE_XEN_L2);
@@ -381,6 +418,7 @@ export class PvMm {
     if (i < 0 || this.typeCount[i] === 0) return;
     this.typeCount[i]--;
     if (this.typeCount[i] === 0) {
+      this.tlbflushStamp[i] = this.tlbflushClock;
       const t = this.ptype[i];
       if (t >= PGT_L1 && t <= PGT_L4 && this.pflags[i] & PF_VALIDATED) {
         this.pflags[i] &= ~PF_VALIDATED;
@@ -1059,7 +1097,7 @@ export class PvMm {
       st.cr3Hi = hi | 0;
     }
     vcpu.cpu.stateChanged();
-    vcpu.cpu.flushTlb(true);
+    this.flushVcpuTlb(vcpu);
   }
 
   private fillRoMpt(mfn: number): void {
@@ -1504,7 +1542,7 @@ export class PvMm {
       targets = sel;
     }
     for (const v of targets) {
-      if (type === UVMF_TLB_FLUSH) v.cpu.flushTlb(true);
+      if (type === UVMF_TLB_FLUSH) this.flushVcpuTlb(v);
       else if (type === UVMF_INVLPG) v.cpu.flushTlbPage(vaLo, vaHi);
     }
     return 0;
@@ -1599,7 +1637,7 @@ export class PvMm {
       case MMUEXT_NEW_USER_BASEPTR:
         return this.newUserBaseptr(vcpu, mfn);
       case MMUEXT_TLB_FLUSH_LOCAL:
-        vcpu.cpu.flushTlb(true);
+        this.flushVcpuTlb(vcpu);
         return 0;
       case MMUEXT_INVLPG_LOCAL:
         vcpu.cpu.flushTlbPage(Number(arg1 & 0xffffffffn) | 0, Number((arg1 >> 32n) & 0xffffffffn) | 0);
@@ -1609,14 +1647,14 @@ export class PvMm {
         const sel = this.readVcpumask(vcpu, arg2);
         if (!sel) return this.refuse(EINVAL, `${at}: cannot read vcpumask at ${hex(arg2)}`);
         for (const v of sel) {
-          if (cmd === MMUEXT_TLB_FLUSH_MULTI) v.cpu.flushTlb(true);
+          if (cmd === MMUEXT_TLB_FLUSH_MULTI) this.flushVcpuTlb(v);
           else if (this.addrOk(arg1))
             v.cpu.flushTlbPage(Number(arg1 & 0xffffffffn) | 0, Number((arg1 >> 32n) & 0xffffffffn) | 0);
         }
         return 0;
       }
       case MMUEXT_TLB_FLUSH_ALL:
-        for (const v of this.dom.vcpus) v.cpu.flushTlb(true);
+        for (const v of this.dom.vcpus) this.flushVcpuTlb(v);
         return 0;
       case MMUEXT_INVLPG_ALL:
         if (this.addrOk(arg1)) {
