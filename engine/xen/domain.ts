@@ -77,6 +77,8 @@ export class Vcpu implements XenVcpuCore {
   fsBase = 0n;
   /** Debug registers as the guest set them (set_debugreg). */
   readonly debugreg: bigint[] = [0n, 0n, 0n, 0n, 0n, 0n, 0xffff0ff0n, 0x400n];
+  /** DR7 L/G enables of I/O breakpoints (Xen v->arch.pv.dr7_emul): kept out of the hardware DR7, checked in port I/O emulation. */
+  dr7Emul = 0;
   /** 32-bit guests: Xen-owned L4 the CPU's CR3 points at (slot 0 = the guest's L3); 0 until built. */
   compatL4Mfn = 0;
   /** Virtual CR2 (last #PF address). */

@@ -649,18 +649,18 @@ export function guestCr3(v: Vcpu): bigint {
 
 /**
  * CR4 bits a PV guest controls in its view (Xen PV_CR4_GUEST_MASK: TSD, DE,
- * FSGSBASE, OSXSAVE; FSGSBASE is not in the CPUID policy, so dropped). DE is
- * dropped here too: the debug-register model (setDebugreg/getDebugreg)
- * implements the guest without CR4.DE only (DR4/DR5 aliases, no I/O
- * breakpoints), and the two must agree.
+ * FSGSBASE, OSXSAVE; FSGSBASE is not in the CPUID policy, so dropped). With
+ * the guest's DE, DR4/DR5 references are #UD / -ENODEV and DR7 R/W = 10b
+ * arms I/O breakpoints checked in port I/O emulation (setDebugreg,
+ * checkGuestIoBreakpoint).
  */
-const PV_CR4_GUEST_MASK = Cr4.TSD | Cr4.OSXSAVE;
+const PV_CR4_GUEST_MASK = Cr4.TSD | Cr4.DE | Cr4.OSXSAVE;
 /** CR4 bits a PV guest sees from Xen's own CR4 (Xen PV_CR4_GUEST_VISIBLE_MASK). */
 const PV_CR4_GUEST_VISIBLE_MASK = Cr4.PAE | Cr4.MCE | Cr4.OSFXSR | Cr4.OSXMMEXCPT;
 
 /**
  * The guest-visible CR4 for a value the guest writes (Xen pv/domain.c
- * pv_fixup_guest_cr4): the guest-controllable bits (TSD, OSXSAVE; see
+ * pv_fixup_guest_cr4): the guest-controllable bits (TSD, DE, OSXSAVE; see
  * PV_CR4_GUEST_MASK) from `cr4`, the visible bits from Xen's CR4 (the
  * CPU's), nothing else.
  */
@@ -777,15 +777,24 @@ export function emulatePrivOp(v: Vcpu): boolean {
     }
     case PrivOp.MOV_FROM_DR: {
       if (!kernel) return false;
-      const r = cpu.exitPrivCr;
-      if (r > 7 || r === 4 || r === 5) return false;
-      setGpr(v, cpu.exitPrivReg, v.debugreg[r]);
+      // x86emul_read_dr: -ENODEV (DR4/DR5 with the guest's CR4.DE, DR8+) -> #UD in the guest.
+      const val = getDebugreg(v, cpu.exitPrivCr);
+      if (typeof val === 'number') {
+        injectTrap(v, Vector.UD, -1);
+        return true;
+      }
+      setGpr(v, cpu.exitPrivReg, val);
       cpu.skipInstruction();
       return true;
     }
     case PrivOp.MOV_TO_DR: {
       if (!kernel) return false;
+      // x86emul_write_dr: set_debugreg's -ENODEV -> #UD, any other error -> #GP(0).
       const rc = setDebugreg(v, cpu.exitPrivCr, getReg(cpu, cpu.exitPrivReg));
+      if (rc === -E.ENODEV) {
+        injectTrap(v, Vector.UD, -1);
+        return true;
+      }
       if (rc < 0) return false;
       cpu.skipInstruction();
       return true;
@@ -882,6 +891,13 @@ export function emulatePrivOp(v: Vcpu): boolean {
         if (size === 4) cpu.state.gprHi[Reg.RAX] = 0;
       }
       cpu.skipInstruction();
+      // pv_emulate_privileged_op: a matching guest I/O breakpoint sets DR6 B0-B3 and bounces #DB (a trap).
+      const port = cpu.exitPrivPort < 0 ? cpu.state.gprLo[Reg.RDX] & 0xffff : cpu.exitPrivPort & 0xffff;
+      const match = checkGuestIoBreakpoint(v, port, cpu.exitPrivSize);
+      if (match !== 0) {
+        cpu.state.dr6 = cpu.state.dr6 | match | 0xffff0ff0 | 0;
+        injectTrap(v, Vector.DB, -1);
+      }
       return true;
     }
     case PrivOp.CLTS:
@@ -938,6 +954,26 @@ function breakpointAddrOk(value: bigint): boolean {
   return value < 1n << 47n || value >= 0xffff880000000000n;
 }
 
+/**
+ * Xen pv/emul-priv-op.c check_guest_io_breakpoint: DR6 B0-B3 bits of the
+ * I/O breakpoints (enabled in dr7Emul, guest CR4.DE set) whose range
+ * [DRn, DRn + LENn) overlaps the `len`-byte access at `port` (DRn is not
+ * aligned down, as in Xen). 0 when none.
+ */
+export function checkGuestIoBreakpoint(v: Vcpu, port: number, len: number): number {
+  if (v.dr7Emul === 0 || !(v.guestCr4 & Cr4.DE)) return 0;
+  let match = 0;
+  const dr7 = Number(v.debugreg[7] & 0xffffffffn);
+  for (let i = 0; i < 4; i++) {
+    if (!(v.dr7Emul & (3 << (2 * i)))) continue;
+    const start = Number(v.debugreg[i] & 0xffffffffffffn);
+    const lenBits = (dr7 >>> (18 + 4 * i)) & 3;
+    const width = lenBits === 0 ? 1 : lenBits === 1 ? 2 : lenBits === 2 ? 8 : 4;
+    if (v.debugreg[i] >> 48n === 0n && start < port + len && start + width > port) match |= 1 << i;
+  }
+  return match;
+}
+
 /** Xen x86_adj_dr6_rsvd with no RTM/BLD in the policy: reserved bits read as 1, bit 12 as 0. */
 function adjDr6(value: bigint): bigint {
   return (value | 0xffff0ff0n) & ~0x1000n;
@@ -951,10 +987,12 @@ function adjDr7(value: bigint): bigint {
 /**
  * set_debugreg (8) (Xen xen/arch/x86/pv/misc-hypercalls.c set_debugreg):
  * DR0-DR3 outside the guest's address range -> -EPERM; DR4/DR5 alias
- * DR6/DR7 (a PV guest's virtual CR4.DE is never set here, so they are not
- * -ENODEV); DR6/DR7 with bits 63:32 set -> -EINVAL; reserved bits adjusted
- * as x86_adj_dr6_rsvd/x86_adj_dr7_rsvd do; DR7.GD -> -EPERM; an enabled I/O
- * breakpoint (R/W = 10) without CR4.DE -> -EPERM; any other register ->
+ * DR6/DR7 without the guest's virtual CR4.DE, -ENODEV with it; DR6/DR7 with
+ * bits 63:32 set -> -EINVAL; reserved bits adjusted as
+ * x86_adj_dr6_rsvd/x86_adj_dr7_rsvd do; DR7.GD -> -EPERM; with any L/G bit
+ * set, an R/W = 10 (I/O) field without CR4.DE -> -EPERM, with it the I/O
+ * breakpoints' L/G bits go to dr7Emul (Xen dr7_emul) and out of the
+ * hardware DR7 (emulated port I/O checks them). Any other register ->
  * -ENODEV. Values reach the vCPU's hardware debug registers, which the CPU
  * acts on (#DB is then bounced to the guest's trap table).
  */
@@ -973,20 +1011,28 @@ export function setDebugreg(v: Vcpu, reg: number, value: bigint): number {
       return 0;
     case 4:
     case 6:
+      if (reg === 4 && v.guestCr4 & Cr4.DE) return -E.ENODEV;
       if (value >> 32n) return -E.EINVAL;
       v.debugreg[6] = adjDr6(value);
       st.dr6 = Number(v.debugreg[6]) | 0;
       return 0;
     case 5:
     case 7: {
+      if (reg === 5 && v.guestCr4 & Cr4.DE) return -E.ENODEV;
       if (value >> 32n) return -E.EINVAL;
       value = adjDr7(value);
       if (value & 0x2000n) return -E.EPERM; // GD: privileged
+      let ioEnable = 0;
       if (value & 0xffn) {
         for (let i = 0; i < 4; i++) {
-          if (((value >> BigInt(16 + i * 4)) & 3n) === 2n) return -E.EPERM; // I/O needs the guest's CR4.DE
+          if (((value >> BigInt(16 + i * 4)) & 3n) === 2n) {
+            if (!(v.guestCr4 & Cr4.DE)) return -E.EPERM; // I/O needs the guest's CR4.DE
+            ioEnable |= Number(value & BigInt(3 << (2 * i)));
+          }
         }
       }
+      v.dr7Emul = ioEnable;
+      value &= ~BigInt(ioEnable);
       v.debugreg[7] = value;
       st.dr7 = Number(value) | 0;
       return 0;
@@ -998,12 +1044,16 @@ export function setDebugreg(v: Vcpu, reg: number, value: bigint): number {
 
 /**
  * get_debugreg (9) (Xen do_get_debugreg -> x86emul_read_dr): DR0-DR3, DR6,
- * DR7 (DR4/DR5 alias DR6/DR7 without CR4.DE); any other register -ENODEV.
+ * DR7 with the emulated I/O enables (dr7Emul) merged back; DR4/DR5 alias
+ * DR6/DR7 without the guest's CR4.DE and are -ENODEV with it; any other
+ * register -ENODEV.
  */
 export function getDebugreg(v: Vcpu, reg: number): number | bigint {
+  if ((reg === 4 || reg === 5) && v.guestCr4 & Cr4.DE) return -E.ENODEV;
   if (reg === 4) reg = 6;
   else if (reg === 5) reg = 7;
   if (reg < 0 || reg > 7 || reg === 4 || reg === 5) return -E.ENODEV;
   if (reg === 6) v.debugreg[6] = BigInt(v.cpu.state.dr6 >>> 0);
+  if (reg === 7) return v.debugreg[7] | BigInt(v.dr7Emul);
   return v.debugreg[reg];
 }

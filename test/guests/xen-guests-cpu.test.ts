@@ -107,6 +107,94 @@ traps:
     assert.equal(f[8] & 0xfn, 1n, 'get_debugreg(6): B0');
   });
 
+  it('64-bit: with the guest CR4.DE, DR4/DR5 are -ENODEV / #UD and an I/O breakpoint traps emulated OUT as #DB', () => {
+    const { m, stop } = boot(
+      64,
+      `
+_start:
+  lea stack_top(%rip), %rsp
+  lea traps(%rip), %rdi
+  HYPERCALL 0
+  mov $6, %edi
+  lea iopl(%rip), %rsi
+  HYPERCALL 33
+  mov $5, %edi
+  mov $0x20001, %esi
+  HYPERCALL 8
+  mov %rax, scratch(%rip)
+  mov %cr4, %rax
+  or $8, %rax
+  mov %rax, %cr4
+  mov %cr4, %rax
+  mov %rax, scratch+8(%rip)
+  mov $4, %edi
+  xor %esi, %esi
+  HYPERCALL 8
+  mov %rax, scratch+16(%rip)
+  mov $0, %edi
+  mov $0x80, %esi
+  HYPERCALL 8
+  mov $7, %edi
+  mov $0x20001, %esi
+  HYPERCALL 8
+  mov %rax, scratch+24(%rip)
+  mov $7, %edi
+  HYPERCALL 9
+  mov %rax, scratch+32(%rip)
+  mov $0x81, %al
+  out %al, $0x81
+  out %al, $0x80
+after_out:
+  nop
+  mov %dr4, %rax
+  SHUTDOWN 1
+db_handler:
+  mov 16(%rsp), %rax
+  mov %rax, scratch+40(%rip)
+  mov $6, %edi
+  HYPERCALL 9
+  mov %rax, scratch+48(%rip)
+  mov 16(%rsp), %rax
+  jmp *%rax
+ud_handler:
+  mov 16(%rsp), %rax
+  mov %rax, scratch+56(%rip)
+  SHUTDOWN 0
+iopl:
+  .long 1
+traps:
+  .byte 1, 0
+  .word 0
+  .long 0
+  .quad db_handler
+  .byte 6, 0
+  .word 0
+  .long 0
+  .quad ud_handler
+  .quad 0, 0
+`,
+    );
+    assert.equal(stop.kind === 'shutdown' && stop.reason, 'poweroff', JSON.stringify(stop));
+    const f = words(m, guestSymbol(m, 'scratch'), 8, 8);
+    const neg = (e: number) => BigInt.asUintN(64, BigInt(-e));
+    assert.equal(f[0], neg(1), 'I/O breakpoint through DR5 (alias of DR7) without CR4.DE: -EPERM');
+    assert.equal(f[1] & 8n, 8n, 'the guest CR4 keeps DE');
+    assert.equal(f[2], neg(19), 'set_debugreg(4) with CR4.DE: -ENODEV');
+    assert.equal(f[3], 0n, 'I/O breakpoint with CR4.DE accepted');
+    assert.equal(f[4], 0x20401n, 'get_debugreg(7) merges the emulated I/O enables back');
+    assert.equal(
+      f[5],
+      guestSymbol(m, 'after_out'),
+      '#DB trap frame RIP after the OUT to port 0x80 (not after 0x81)',
+    );
+    assert.equal(f[6] & 0xfn, 1n, 'DR6.B0 for the I/O breakpoint');
+    assert.equal(
+      f[7],
+      guestSymbol(m, 'after_out') + 1n,
+      '#UD for MOV from DR4 with CR4.DE, at the instruction',
+    );
+  });
+
   it('64-bit: fpu_taskswitch(1) makes fninit raise #NM, bounced with the virtual TS then clear; CLTS is emulated', () => {
     const { m, stop } = boot(
       64,
