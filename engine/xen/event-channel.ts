@@ -16,20 +16,39 @@ export const ECS_PIRQ = 3;
 export const ECS_VIRQ = 4;
 export const ECS_IPI = 5;
 
-export const EVTCHNOP_bind_interdomain = 0;
-export const EVTCHNOP_bind_virq = 1;
-export const EVTCHNOP_bind_pirq = 2;
-export const EVTCHNOP_close = 3;
-export const EVTCHNOP_send = 4;
-export const EVTCHNOP_status = 5;
-export const EVTCHNOP_alloc_unbound = 6;
-export const EVTCHNOP_bind_ipi = 7;
-export const EVTCHNOP_bind_vcpu = 8;
-export const EVTCHNOP_unmask = 9;
-export const EVTCHNOP_reset = 10;
-export const EVTCHNOP_init_control = 11;
-export const EVTCHNOP_expand_array = 12;
-export const EVTCHNOP_set_priority = 13;
+import {
+  EVTCHNOP_bind_interdomain,
+  EVTCHNOP_bind_virq,
+  EVTCHNOP_bind_pirq,
+  EVTCHNOP_close,
+  EVTCHNOP_send,
+  EVTCHNOP_status,
+  EVTCHNOP_alloc_unbound,
+  EVTCHNOP_bind_ipi,
+  EVTCHNOP_bind_vcpu,
+  EVTCHNOP_unmask,
+  EVTCHNOP_reset,
+  EVTCHNOP_init_control,
+  EVTCHNOP_expand_array,
+  EVTCHNOP_set_priority,
+} from './public/event_channel';
+// Re-exported for the modules and tests that import them from here.
+export {
+  EVTCHNOP_bind_interdomain,
+  EVTCHNOP_bind_virq,
+  EVTCHNOP_bind_pirq,
+  EVTCHNOP_close,
+  EVTCHNOP_send,
+  EVTCHNOP_status,
+  EVTCHNOP_alloc_unbound,
+  EVTCHNOP_bind_ipi,
+  EVTCHNOP_bind_vcpu,
+  EVTCHNOP_unmask,
+  EVTCHNOP_reset,
+  EVTCHNOP_init_control,
+  EVTCHNOP_expand_array,
+  EVTCHNOP_set_priority,
+};
 
 export const NR_VIRQS = 24;
 export const VIRQ_NAMES = [

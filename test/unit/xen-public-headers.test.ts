@@ -5,10 +5,15 @@
  * fails with the reason.
  */
 import { strict as assert } from 'node:assert';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fetchDebianFileOrSkip } from '../helpers/debian';
 import * as xen from '../../engine/xen/public/xen';
 import * as errno from '../../engine/xen/public/errno';
+import * as evtchn from '../../engine/xen/public/event_channel';
+import * as gnttab from '../../engine/xen/public/grant_table';
 
 /** The first numeric `#define NAME value` of each macro in `text` (later compat re-#defines are ignored). */
 function numericDefines(text: string): Map<string, number> {
@@ -84,4 +89,82 @@ describe('engine/xen/public/errno against Xen public/errno.h (libxen-dev)', func
     }
     assert.equal(Object.keys(errno.XEN_ERRNO).length, defs.size);
   });
+});
+
+/** Values of `names` as the C compiler sees them after `#include <xen/${header}>` (gcc, 64-bit). */
+function cValues(includeDir: string, header: string, names: string[]): Map<string, number> {
+  const dir = mkdtempSync(join(tmpdir(), 'pvscope-xenh-'));
+  try {
+    const src = [
+      '#include <stdio.h>',
+      '#include <stdint.h>',
+      `#include <xen/${header}>`,
+      'int main(void) {',
+      ...names.map((n) => `  printf("%s %lld\\n", "${n}", (long long)(${n}));`),
+      '  return 0;',
+      '}',
+    ].join('\n');
+    writeFileSync(join(dir, 'c.c'), src);
+    try {
+      execFileSync(
+        'gcc',
+        [
+          '-D__XEN_INTERFACE_VERSION__=__XEN_LATEST_INTERFACE_VERSION__',
+          '-I',
+          includeDir,
+          '-o',
+          join(dir, 'c'),
+          join(dir, 'c.c'),
+        ],
+        { stdio: 'pipe' },
+      );
+    } catch (e) {
+      throw new Error(
+        `gcc failed on the ${header} check: ${(e as { stderr?: Buffer }).stderr?.toString() ?? e}`,
+      );
+    }
+    const out = execFileSync(join(dir, 'c'), { encoding: 'utf8' });
+    return new Map(
+      out
+        .trim()
+        .split('\n')
+        .map((l) => [l.split(' ')[0], Number(l.split(' ')[1])]),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('engine/xen/public constants against the C compiler reading libxen-dev headers', function () {
+  this.timeout(600_000);
+  const HEADERS = [
+    'xen-compat.h',
+    'xen.h',
+    'arch-x86/xen.h',
+    'arch-x86/xen-x86_64.h',
+    'arch-x86/xen-x86_32.h',
+    'event_channel.h',
+    'grant_table.h',
+  ];
+  const MODULES: [string, Record<string, unknown>, RegExp][] = [
+    ['xen.h', xen, /^(__HYPERVISOR_(?!mca$)|VIRQ_|NR_VIRQS$)/], // __HYPERVISOR_mca: xen-mca.h, checked above
+    ['event_channel.h', evtchn, /^EVTCHNOP_/],
+    ['grant_table.h', gnttab, /^(GNTTABOP_|GTF_|GNTST_|GNTCOPY_)/],
+  ];
+  for (const [header, mod, pattern] of MODULES) {
+    it(`${header}: every exported constant equals Xen's value`, async function () {
+      const paths: string[] = [];
+      for (const h of HEADERS)
+        paths.push(await fetchDebianFileOrSkip(this, 'libxen-dev', `/usr/include/xen/${h}`));
+      const includeDir = join(paths[0], '..', '..'); // .../usr/include (paths[0] is xen/xen-compat.h)
+      const ours = Object.entries(mod).filter(([k, v]) => pattern.test(k) && typeof v === 'number');
+      assert.ok(ours.length > 0);
+      const theirs = cValues(
+        includeDir,
+        header,
+        ours.map(([k]) => k),
+      );
+      for (const [k, v] of ours) assert.equal(v, theirs.get(k), `${k}: ours ${v}, Xen's ${theirs.get(k)}`);
+    });
+  }
 });

@@ -121,3 +121,28 @@ export const HYPERCALL_NAMES: Readonly<Record<number, string>> = {
 export function hypercallName(nr: number): string {
   return HYPERCALL_NAMES[nr] ?? `hypercall_${nr}`;
 }
+
+/** Virtual interrupts (xen.h VIRQ_*); engine/xen/event-channel.ts VIRQ_NAMES names them by number. */
+export const VIRQ_TIMER = 0;
+export const VIRQ_DEBUG = 1;
+export const VIRQ_CONSOLE = 2;
+export const VIRQ_DOM_EXC = 3;
+export const VIRQ_TBUF = 4;
+export const VIRQ_DEBUGGER = 6;
+export const VIRQ_XENOPROF = 7;
+export const VIRQ_CON_RING = 8;
+export const VIRQ_PCPU_STATE = 9;
+export const VIRQ_MEM_EVENT = 10;
+export const VIRQ_ARGO = 11;
+export const VIRQ_ENOMEM = 12;
+export const VIRQ_XENPMU = 13;
+export const VIRQ_ARCH_0 = 16;
+export const VIRQ_ARCH_1 = 17;
+export const VIRQ_ARCH_2 = 18;
+export const VIRQ_ARCH_3 = 19;
+export const VIRQ_ARCH_4 = 20;
+export const VIRQ_ARCH_5 = 21;
+export const VIRQ_ARCH_6 = 22;
+export const VIRQ_ARCH_7 = 23;
+/** Number of VIRQs (xen.h NR_VIRQS). */
+export const NR_VIRQS = 24;
