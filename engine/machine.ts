@@ -32,6 +32,8 @@ import { loadKernelImage, type LoadedImage } from './image/index';
 import { buildDomain, syncCompatCr3, type BuildImage, type BuildResult } from './xen/builder';
 import type { Domain, Vcpu } from './xen/domain';
 import { doHypercall, readHypercallRegs, hypercallNameOf, type HypercallEnv } from './xen/hypercall';
+import { __HYPERVISOR_event_channel_op, __HYPERVISOR_grant_table_op } from './xen/public/xen';
+import { EVTCHNOP_send } from './xen/public/event_channel';
 import {
   injectTrap,
   deliverEvents,
@@ -855,7 +857,10 @@ class PvMachine implements Machine {
           description: desc.description,
           details: desc.details,
         };
-      } else if (nr === 20 && this.filters.grantOp(Number(args[0] & 0xffffffffn), this.grantRefs(v, args))) {
+      } else if (
+        nr === __HYPERVISOR_grant_table_op &&
+        this.filters.grantOp(Number(args[0] & 0xffffffffn), this.grantRefs(v, args))
+      ) {
         const desc = describeHypercall(nr, args, d.bits);
         stop = {
           kind: 'filter',
@@ -864,7 +869,7 @@ class PvMachine implements Machine {
           description: desc.description,
           details: desc.details,
         };
-      } else if (nr === 32 && args[0] === 4n) {
+      } else if (nr === __HYPERVISOR_event_channel_op && args[0] === BigInt(EVTCHNOP_send)) {
         const port = v.rd(args[1], 4);
         if (port !== null && this.filters.event(Number(port), 'send')) {
           stop = {
@@ -901,11 +906,11 @@ class PvMachine implements Machine {
         `${before.startsWith('hypercall ') ? before : 'hypercall ' + before} = ${rs}`,
       );
     }
-    if (nr === 32 && args[0] === 4n) {
+    if (nr === __HYPERVISOR_event_channel_op && args[0] === BigInt(EVTCHNOP_send)) {
       const port = v.rd(args[1], 4);
       this.traceLine('events', v, `event send port=${port}`);
     }
-    if (nr === 20)
+    if (nr === __HYPERVISOR_grant_table_op)
       this.traceLine('grants', v, `grant ${hypercallNameOf(nr)} cmd=${args[0]} count=${args[2]} = ${r}`);
     return null;
   }
