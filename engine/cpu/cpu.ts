@@ -26,6 +26,7 @@ import { systemOps } from './system';
 import { defaultCpuidPolicy, MAXPHYADDR } from './cpuid';
 import { decode, decodeInfo, type Insn } from './decoder';
 import { compileBlock, type Block } from './codegen';
+import { BlockCache } from './block-cache';
 import { execInsn } from './exec';
 import { isTerminator } from './block-rules';
 import { drDecode, drMatchExec, drMatchRange, drOnPage, type DrArmed } from './debug-regs';
@@ -52,16 +53,6 @@ const TLB_MASK = TLB_SIZE - 1;
 const NO_TAG = 1;
 
 const FAULT = { cpuFault: true };
-
-/** Per-frame decoded blocks: lookup by page offset plus the list for invalidation. */
-interface FrameCode {
-  /** Blocks by page offset of their first byte (a Map: memory proportional to the code decoded). */
-  byOff: Map<number, Block>;
-  /** One-instruction blocks (budget tails, TF single-step) by page offset. */
-  single: Map<number, Block>;
-  /** Every block depending on this frame (for invalidation). */
-  all: Block[];
-}
 
 export class Cpu implements CpuInternals {
   readonly state = new CpuState();
@@ -147,7 +138,7 @@ export class Cpu implements CpuInternals {
   private savedEfer = 0;
 
   // ---- code cache ----
-  private frames: (FrameCode | undefined)[];
+  private readonly blocks: BlockCache;
   /** Linear pages (key hi:lo>>>12) holding breakpoints -> count. */
   private bpPages = new Map<string, number>();
   private bps = new Set<string>();
@@ -204,7 +195,10 @@ export class Cpu implements CpuInternals {
     this.mem = mem;
     this.dv = mem.view;
     this.u8 = mem.u8;
-    this.frames = new Array(mem.frameCount);
+    this.blocks = new BlockCache(mem.frameCount, (f: number) => {
+      this.mem.codeFrames[f] = 1;
+      for (const c of this.peers) c.tlbDropWrites(f);
+    });
     // vCPUs sharing one machine memory share code-write tracking.
     let peers = CPUS_BY_MEMORY.get(mem);
     if (!peers) {
@@ -1309,8 +1303,8 @@ export class Cpu implements CpuInternals {
   // =====================================================================
 
   flushCodeCache(): void {
-    for (let f = 0; f < this.frames.length; f++) {
-      if (this.frames[f]) this.invalidateFrame(f);
+    for (let f = 0; f < this.blocks.frameCount; f++) {
+      if (this.blocks.holds(f)) this.invalidateFrame(f);
     }
   }
 
@@ -1320,53 +1314,14 @@ export class Cpu implements CpuInternals {
   /** Drops every block decoded from buffer frame `f` (SMC, or writes from outside the CPU). */
   invalidateFrame(f: number): void {
     this.epoch++;
-    const fc = this.frames[f];
     let held = false;
-    for (const c of this.peers) if (c !== this && c.frames[f]) held = true;
+    for (const c of this.peers) if (c !== this && c.blocks.holds(f)) held = true;
     if (!held) this.mem.codeFrames[f] = 0;
-    if (!fc) return;
-    this.frames[f] = undefined;
-    for (const b of fc.all) {
-      b.valid = false;
-      if (b.frame2 >= 0 && b.frame2 !== f) {
-        const o = this.frames[b.frame2];
-        if (o) o.all = o.all.filter((x) => x !== b);
-      }
-      if (b.frame !== f) {
-        const o = this.frames[b.frame];
-        if (o && o.byOff.get(b.pageOff) === b) o.byOff.delete(b.pageOff);
-        if (o && o.single.get(b.pageOff) === b) o.single.delete(b.pageOff);
-      }
-    }
+    this.blocks.dropFrame(f);
   }
 
   private registerBlock(b: Block): void {
-    let fc = this.frames[b.frame];
-    if (!fc) {
-      fc = { byOff: new Map(), single: new Map(), all: [] };
-      this.frames[b.frame] = fc;
-      this.mem.codeFrames[b.frame] = 1;
-      for (const c of this.peers) c.tlbDropWrites(b.frame);
-    }
-    // A block replacing another at the same offset (other mode/RIP) drops the old one.
-    const map = b.single ? fc.single : fc.byOff;
-    const old = map.get(b.pageOff);
-    if (old) {
-      old.valid = false;
-      fc.all = fc.all.filter((x) => x !== old);
-    }
-    map.set(b.pageOff, b);
-    fc.all.push(b);
-    if (b.frame2 >= 0 && b.frame2 !== b.frame) {
-      let f2 = this.frames[b.frame2];
-      if (!f2) {
-        f2 = { byOff: new Map(), single: new Map(), all: [] };
-        this.frames[b.frame2] = f2;
-        this.mem.codeFrames[b.frame2] = 1;
-        for (const c of this.peers) c.tlbDropWrites(b.frame2);
-      }
-      f2.all.push(b);
-    }
+    this.blocks.add(b);
   }
 
   /** Linear address of the current RIP (CS base applied outside 64-bit mode). */
@@ -1484,8 +1439,7 @@ export class Cpu implements CpuInternals {
     this.insnLength = 0;
     if (xt[i] === (lin & -4096) && this.tlbHi[i] === linHi) off = this.tlbOff[i] + (lin & 0xfff);
     else off = this.xlate(lin, linHi, 2, s.cpl === 3);
-    const fc = this.frames[off >>> 12];
-    let blk = fc ? fc.byOff.get(off & 0xfff) : undefined;
+    let blk = this.blocks.lookup(off);
     if (
       blk === undefined ||
       blk.ripLo !== s.ripLo ||
@@ -1580,8 +1534,7 @@ export class Cpu implements CpuInternals {
             this.insnRipLo = s.ripLo;
             this.insnRipHi = s.ripHi;
             const off = this.lastOff;
-            const fc = this.frames[off >>> 12];
-            const sb = fc ? fc.single.get(off & 0xfff) : undefined;
+            const sb = this.blocks.lookupSingle(off);
             if (
               sb !== undefined &&
               sb.ripLo === s.ripLo &&
