@@ -45,7 +45,50 @@ import {
   setContinuationRegs,
 } from './preempt';
 
-import { hypercallName as hypercallNameOf, __HYPERVISOR_multicall, __HYPERVISOR_iret } from './public/xen';
+import {
+  hypercallName as hypercallNameOf,
+  __HYPERVISOR_arch_1,
+  __HYPERVISOR_callback_op,
+  __HYPERVISOR_console_io,
+  __HYPERVISOR_dm_op,
+  __HYPERVISOR_domctl,
+  __HYPERVISOR_event_channel_op,
+  __HYPERVISOR_event_channel_op_compat,
+  __HYPERVISOR_fpu_taskswitch,
+  __HYPERVISOR_get_debugreg,
+  __HYPERVISOR_grant_table_op,
+  __HYPERVISOR_hvm_op,
+  __HYPERVISOR_hypfs_op,
+  __HYPERVISOR_iret,
+  __HYPERVISOR_kexec_op,
+  __HYPERVISOR_mca,
+  __HYPERVISOR_memory_op,
+  __HYPERVISOR_mmu_update,
+  __HYPERVISOR_mmuext_op,
+  __HYPERVISOR_multicall,
+  __HYPERVISOR_nmi_op,
+  __HYPERVISOR_physdev_op,
+  __HYPERVISOR_physdev_op_compat,
+  __HYPERVISOR_platform_op,
+  __HYPERVISOR_sched_op,
+  __HYPERVISOR_sched_op_compat,
+  __HYPERVISOR_set_callbacks,
+  __HYPERVISOR_set_debugreg,
+  __HYPERVISOR_set_gdt,
+  __HYPERVISOR_set_segment_base,
+  __HYPERVISOR_set_timer_op,
+  __HYPERVISOR_set_trap_table,
+  __HYPERVISOR_stack_switch,
+  __HYPERVISOR_sysctl,
+  __HYPERVISOR_update_descriptor,
+  __HYPERVISOR_update_va_mapping,
+  __HYPERVISOR_update_va_mapping_otherdomain,
+  __HYPERVISOR_vcpu_op,
+  __HYPERVISOR_vm_assist,
+  __HYPERVISOR_xen_version,
+  __HYPERVISOR_xenpmu_op,
+  __HYPERVISOR_xsm_op,
+} from './public/xen';
 export { HYPERCALL_NAMES } from './public/xen';
 export { hypercallNameOf };
 
@@ -146,90 +189,90 @@ export function dispatch(
   const i32 = (x: bigint) => Number(BigInt.asIntN(32, x));
   env.count++;
   switch (nr) {
-    case 0:
+    case __HYPERVISOR_set_trap_table:
       return setTrapTable(v, a[0]);
-    case 1:
+    case __HYPERVISOR_mmu_update:
       return d.mm.mmuUpdate(v, a);
-    case 2:
+    case __HYPERVISOR_set_gdt:
       return d.mm.setGdt(v, a);
-    case 3:
+    case __HYPERVISOR_stack_switch:
       return stackSwitch(v, a[0], a[1]);
-    case 4:
+    case __HYPERVISOR_set_callbacks:
       return setCallbacks(v, a);
-    case 5:
+    case __HYPERVISOR_fpu_taskswitch:
       return fpuTaskswitch(v, a[0]);
-    case 6:
+    case __HYPERVISOR_sched_op_compat:
       return schedOpCompat(v, i32(a[0]), a[1]);
-    case 7:
+    case __HYPERVISOR_platform_op:
       return -E.EPERM;
-    case 8:
+    case __HYPERVISOR_set_debugreg:
       return setDebugreg(v, i32(a[0]), a[1]);
-    case 9:
+    case __HYPERVISOR_get_debugreg:
       return getDebugreg(v, i32(a[0]));
-    case 10:
+    case __HYPERVISOR_update_descriptor:
       return d.mm.updateDescriptor(v, a);
-    case 12:
+    case __HYPERVISOR_memory_op:
       return memoryOp(v, a[0], a[1]);
-    case MULTICALL:
+    case __HYPERVISOR_multicall:
       if (inMulticall) return -E.EINVAL;
       return multicall(v, env, a[0], u32(a[1]));
-    case 14:
+    case __HYPERVISOR_update_va_mapping:
       return d.mm.updateVaMapping(v, a);
-    case 15:
+    case __HYPERVISOR_set_timer_op:
       return setTimerOp(v, d.bits === 64 ? a[0] : (a[1] << 32n) | a[0]);
-    case 16: {
+    case __HYPERVISOR_event_channel_op_compat: {
       const cmd = v.rd(a[0], 4);
       if (cmd === null) return -E.EFAULT;
       return d.evtchn.op(v, Number(cmd), a[0] + 4n);
     }
-    case 17:
+    case __HYPERVISOR_xen_version:
       return xenVersion(v, i32(a[0]), a[1]);
-    case 18:
+    case __HYPERVISOR_console_io:
       return consoleIo(v, env.consoleIo, i32(a[0]), u32(a[1]), a[2]);
-    case 19: {
+    case __HYPERVISOR_physdev_op_compat: {
       const cmd = v.rd(a[0], 4);
       if (cmd === null) return -E.EFAULT;
       return physdevOp(v, Number(cmd), a[0] + 4n);
     }
-    case 20:
+    case __HYPERVISOR_grant_table_op:
       return d.gnttab.op(v, u32(a[0]), a[1], u32(a[2]));
-    case 21:
+    case __HYPERVISOR_vm_assist:
       return vmAssist(v, u32(a[0]), u32(a[1]));
-    case 22:
+    case __HYPERVISOR_update_va_mapping_otherdomain:
       return d.mm.updateVaMappingOtherdomain(v, a);
-    case IRET:
+    case __HYPERVISOR_iret:
       if (inMulticall) return -E.EINVAL;
       return doIret(v);
-    case 24:
+    case __HYPERVISOR_vcpu_op:
       return vcpuOp(v, i32(a[0]), u32(a[1]), a[2]);
-    case 25:
+    case __HYPERVISOR_set_segment_base:
       return setSegmentBase(v, u32(a[0]), a[1]);
-    case 26:
+    case __HYPERVISOR_mmuext_op:
       return d.mm.mmuextOp(v, a);
-    case 27: // xsm_op: dummy XSM module
+    case __HYPERVISOR_xsm_op: // xsm_op: dummy XSM module
       return -E.ENOSYS;
-    case 28: // nmi_op
+    case __HYPERVISOR_nmi_op: // nmi_op
       return -E.ENOSYS;
-    case 29:
+    case __HYPERVISOR_sched_op:
       return schedOp(v, i32(a[0]), a[1]);
-    case 30:
+    case __HYPERVISOR_callback_op:
       return callbackOp(v, i32(a[0]), a[1]);
-    case 32:
+    case __HYPERVISOR_event_channel_op:
       return d.evtchn.op(v, i32(a[0]), a[1]);
-    case 33:
+    case __HYPERVISOR_physdev_op:
       return physdevOp(v, i32(a[0]), a[1]);
-    case 34: // hvm_op on a PV domain
+    case __HYPERVISOR_hvm_op: // hvm_op on a PV domain
       return -E.EINVAL;
-    case 35:
-    case 36:
-    case 37:
-    case 41:
-    case 42:
-    case 48:
-    case 49:
+    case __HYPERVISOR_sysctl:
+    case __HYPERVISOR_domctl:
+    case __HYPERVISOR_kexec_op:
+    case __HYPERVISOR_dm_op:
+    case __HYPERVISOR_hypfs_op:
+    case __HYPERVISOR_mca:
+    case __HYPERVISOR_arch_1:
       // Control-domain interfaces (XSM dummy policy: privileged only).
       return -E.EPERM;
-    case 40: // xenpmu_op with vPMU off
+    case __HYPERVISOR_xenpmu_op: // xenpmu_op with vPMU off
       return -E.EOPNOTSUPP;
     default:
       return -E.ENOSYS;
