@@ -14,20 +14,39 @@ import {
   M2P_VIRT_END_32,
 } from './layout';
 
-export const XENMEM_increase_reservation = 0;
-export const XENMEM_decrease_reservation = 1;
-export const XENMEM_maximum_ram_page = 2;
-export const XENMEM_current_reservation = 3;
-export const XENMEM_maximum_reservation = 4;
-export const XENMEM_machphys_mfn_list = 5;
-export const XENMEM_populate_physmap = 6;
-export const XENMEM_add_to_physmap = 7;
-export const XENMEM_memory_map = 9;
-export const XENMEM_machine_memory_map = 10;
-export const XENMEM_exchange = 11;
-export const XENMEM_machphys_mapping = 12;
-export const XENMEM_set_memory_map = 13;
-export const XENMEM_maximum_gpfn = 14;
+import {
+  XENMEM_increase_reservation,
+  XENMEM_decrease_reservation,
+  XENMEM_maximum_ram_page,
+  XENMEM_current_reservation,
+  XENMEM_maximum_reservation,
+  XENMEM_machphys_mfn_list,
+  XENMEM_populate_physmap,
+  XENMEM_add_to_physmap,
+  XENMEM_memory_map,
+  XENMEM_machine_memory_map,
+  XENMEM_exchange,
+  XENMEM_machphys_mapping,
+  XENMEM_set_memory_map,
+  XENMEM_maximum_gpfn,
+} from './public/memory';
+// Re-exported for the modules and tests that import them from here.
+export {
+  XENMEM_increase_reservation,
+  XENMEM_decrease_reservation,
+  XENMEM_maximum_ram_page,
+  XENMEM_current_reservation,
+  XENMEM_maximum_reservation,
+  XENMEM_machphys_mfn_list,
+  XENMEM_populate_physmap,
+  XENMEM_add_to_physmap,
+  XENMEM_memory_map,
+  XENMEM_machine_memory_map,
+  XENMEM_exchange,
+  XENMEM_machphys_mapping,
+  XENMEM_set_memory_map,
+  XENMEM_maximum_gpfn,
+};
 
 /** The start extent of a continued reservation op sits above the command (Xen public/memory.h). */
 export const MEMOP_EXTENT_SHIFT = 6;

@@ -5,12 +5,23 @@
 import type { Vcpu } from './domain';
 import * as E from './errno';
 
-export const PHYSDEVOP_irq_status_query = 5;
-export const PHYSDEVOP_set_iopl = 6;
-export const PHYSDEVOP_set_iobitmap = 7;
-export const PHYSDEVOP_eoi = 12;
-export const PHYSDEVOP_pirq_eoi_gmfn_v1 = 17;
-export const PHYSDEVOP_pirq_eoi_gmfn_v2 = 28;
+import {
+  PHYSDEVOP_irq_status_query,
+  PHYSDEVOP_set_iopl,
+  PHYSDEVOP_set_iobitmap,
+  PHYSDEVOP_eoi,
+  PHYSDEVOP_pirq_eoi_gmfn_v1,
+  PHYSDEVOP_pirq_eoi_gmfn_v2,
+} from './public/physdev';
+// Re-exported for the modules and tests that import them from here.
+export {
+  PHYSDEVOP_irq_status_query,
+  PHYSDEVOP_set_iopl,
+  PHYSDEVOP_set_iobitmap,
+  PHYSDEVOP_eoi,
+  PHYSDEVOP_pirq_eoi_gmfn_v1,
+  PHYSDEVOP_pirq_eoi_gmfn_v2,
+};
 
 export function physdevOp(v: Vcpu, cmd: number, arg: bigint): number {
   const d = v.domain;

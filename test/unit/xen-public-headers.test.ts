@@ -14,6 +14,8 @@ import * as xen from '../../engine/xen/public/xen';
 import * as errno from '../../engine/xen/public/errno';
 import * as evtchn from '../../engine/xen/public/event_channel';
 import * as gnttab from '../../engine/xen/public/grant_table';
+import * as memory from '../../engine/xen/public/memory';
+import * as physdev from '../../engine/xen/public/physdev';
 
 /** The first numeric `#define NAME value` of each macro in `text` (later compat re-#defines are ignored). */
 function numericDefines(text: string): Map<string, number> {
@@ -145,11 +147,15 @@ describe('engine/xen/public constants against the C compiler reading libxen-dev 
     'arch-x86/xen-x86_32.h',
     'event_channel.h',
     'grant_table.h',
+    'memory.h',
+    'physdev.h',
   ];
   const MODULES: [string, Record<string, unknown>, RegExp][] = [
     ['xen.h', xen, /^(__HYPERVISOR_(?!mca$)|VIRQ_|NR_VIRQS$)/], // __HYPERVISOR_mca: xen-mca.h, checked above
     ['event_channel.h', evtchn, /^EVTCHNOP_/],
     ['grant_table.h', gnttab, /^(GNTTABOP_|GTF_|GNTST_|GNTCOPY_)/],
+    ['memory.h', memory, /^XENMEM_/],
+    ['physdev.h', physdev, /^PHYSDEVOP_/],
   ];
   for (const [header, mod, pattern] of MODULES) {
     it(`${header}: every exported constant equals Xen's value`, async function () {

@@ -7,9 +7,12 @@
  *
  * So far: xen.h (hypercall numbers and names, VIRQs), errno.h,
  * event_channel.h (EVTCHNOP_*), grant_table.h (GNTTABOP_*, GTF_*, GNTST_*,
- * GNTCOPY_*).
+ * GNTCOPY_*), memory.h (XENMEM_*), physdev.h (the PHYSDEVOP_* the model
+ * handles).
  */
 export * from './xen';
 export * from './errno';
 export * from './event_channel';
 export * from './grant_table';
+export * from './memory';
+export * from './physdev';
