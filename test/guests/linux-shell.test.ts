@@ -52,11 +52,11 @@ describe('guests: Debian Linux user space (busybox shell on hvc0)', function () 
     const r = bootLinuxBundled({
       kernel,
       ramdisk,
-      until: 'pvscope-shell: done',
+      until: 'pvscope-shell: marker never printed',
       maxInstructions: 5_000_000_000,
     });
     console.log(
-      `      Linux to the shell's last command: ${(r.instructions / 1e9).toFixed(2)} G instructions, ${r.seconds.toFixed(1)} s`,
+      `      Linux to poweroff -f from /init: ${(r.instructions / 1e9).toFixed(2)} G instructions, ${r.seconds.toFixed(1)} s`,
     );
     const i = r.text.indexOf('Run /init as init process');
     const user = i < 0 ? '' : r.text.slice(i);
@@ -68,5 +68,11 @@ describe('guests: Debian Linux user space (busybox shell on hvc0)', function () 
     assert.match(user, /flags\s*: .*\bfpu\b.*\bsse2\b/, user);
     assert.match(user, /answer=42/, user);
     assert.match(user, /pvscope-shell: done/, user);
+    // `poweroff -f`: reboot(2) -> SCHEDOP_shutdown(poweroff) ends the run.
+    assert.deepEqual(
+      [r.stop?.kind, (r.stop as { reason?: string } | undefined)?.reason],
+      ['shutdown', 'poweroff'],
+      JSON.stringify(r.stop),
+    );
   });
 });
