@@ -157,8 +157,12 @@ function cases(bits: Bitness): XCase[] {
       });
     }
   }
-  // The init optimisation: XRSTOR initialises both components, then each save (MXCSR default or not).
-  for (const op of ['xsave', 'xsaveopt', 'xsavec']) {
+  // The init optimisation cases compare what the host writes for components XRSTOR just initialised.
+  // The host's XINUSE is disturbed by the OS between the two instructions (1 to 7 of the 70 cases
+  // differed from run to run on AMD EPYC under load), so they run against the host only with
+  // PVSCOPE_XSAVE_INIT_HOST=1; test/unit/cpu-xsave.test.ts checks the engine's init optimisation.
+  const initHost = process.env.PVSCOPE_XSAVE_INIT_HOST === '1';
+  for (const op of initHost ? ['xsave', 'xsaveopt', 'xsavec'] : []) {
     for (const mx of [0x1f80, 0x1fc0]) {
       const src = init.slice();
       src[24] = mx & 0xff;
@@ -184,7 +188,7 @@ function cases(bits: Bitness): XCase[] {
     }
   }
   // Only one component initialised, the other kept in use.
-  for (const op of ['xsaveopt', 'xsavec']) {
+  for (const op of initHost ? ['xsaveopt', 'xsavec'] : []) {
     for (const initMask of [1, 2]) {
       out.push({
         name: `xrstor${w} init mask ${initMask}; ${op}${w}`,
