@@ -32,23 +32,8 @@ import {
   EVTCHNOP_expand_array,
   EVTCHNOP_set_priority,
 } from './public/event_channel';
-// Re-exported for the modules and tests that import them from here.
-export {
-  EVTCHNOP_bind_interdomain,
-  EVTCHNOP_bind_virq,
-  EVTCHNOP_bind_pirq,
-  EVTCHNOP_close,
-  EVTCHNOP_send,
-  EVTCHNOP_status,
-  EVTCHNOP_alloc_unbound,
-  EVTCHNOP_bind_ipi,
-  EVTCHNOP_bind_vcpu,
-  EVTCHNOP_unmask,
-  EVTCHNOP_reset,
-  EVTCHNOP_init_control,
-  EVTCHNOP_expand_array,
-  EVTCHNOP_set_priority,
-};
+// Every constant of the header is re-exported for the modules and tests that import them from here.
+export * from './public/event_channel';
 
 export const NR_VIRQS = 24;
 export const VIRQ_NAMES = [

@@ -48,45 +48,8 @@ import {
   GNTCOPY_source_gref,
   GNTCOPY_dest_gref,
 } from './public/grant_table';
-// Re-exported for the modules and tests that import them from here.
-export {
-  GNTTABOP_map_grant_ref,
-  GNTTABOP_unmap_grant_ref,
-  GNTTABOP_setup_table,
-  GNTTABOP_dump_table,
-  GNTTABOP_transfer,
-  GNTTABOP_copy,
-  GNTTABOP_query_size,
-  GNTTABOP_unmap_and_replace,
-  GNTTABOP_set_version,
-  GNTTABOP_get_status_frames,
-  GNTTABOP_get_version,
-  GNTTABOP_swap_grant_ref,
-  GNTTABOP_cache_flush,
-  GTF_invalid,
-  GTF_permit_access,
-  GTF_accept_transfer,
-  GTF_transitive,
-  GTF_type_mask,
-  GTF_readonly,
-  GTF_reading,
-  GTF_writing,
-  GNTST_okay,
-  GNTST_general_error,
-  GNTST_bad_domain,
-  GNTST_bad_gntref,
-  GNTST_bad_handle,
-  GNTST_bad_virt_addr,
-  GNTST_bad_dev_addr,
-  GNTST_no_device_space,
-  GNTST_permission_denied,
-  GNTST_bad_page,
-  GNTST_bad_copy_arg,
-  GNTST_address_too_big,
-  GNTST_eagain,
-  GNTCOPY_source_gref,
-  GNTCOPY_dest_gref,
-};
+// Every constant of the header is re-exported for the modules and tests that import them from here.
+export * from './public/grant_table';
 
 const ENTRIES_PER_FRAME = PAGE_SIZE / 8;
 

@@ -30,23 +30,8 @@ import {
   XENMEM_set_memory_map,
   XENMEM_maximum_gpfn,
 } from './public/memory';
-// Re-exported for the modules and tests that import them from here.
-export {
-  XENMEM_increase_reservation,
-  XENMEM_decrease_reservation,
-  XENMEM_maximum_ram_page,
-  XENMEM_current_reservation,
-  XENMEM_maximum_reservation,
-  XENMEM_machphys_mfn_list,
-  XENMEM_populate_physmap,
-  XENMEM_add_to_physmap,
-  XENMEM_memory_map,
-  XENMEM_machine_memory_map,
-  XENMEM_exchange,
-  XENMEM_machphys_mapping,
-  XENMEM_set_memory_map,
-  XENMEM_maximum_gpfn,
-};
+// Every constant of the header is re-exported for the modules and tests that import them from here.
+export * from './public/memory';
 
 /** The start extent of a continued reservation op sits above the command (Xen public/memory.h). */
 export const MEMOP_EXTENT_SHIFT = 6;

@@ -13,15 +13,8 @@ import {
   PHYSDEVOP_pirq_eoi_gmfn_v1,
   PHYSDEVOP_pirq_eoi_gmfn_v2,
 } from './public/physdev';
-// Re-exported for the modules and tests that import them from here.
-export {
-  PHYSDEVOP_irq_status_query,
-  PHYSDEVOP_set_iopl,
-  PHYSDEVOP_set_iobitmap,
-  PHYSDEVOP_eoi,
-  PHYSDEVOP_pirq_eoi_gmfn_v1,
-  PHYSDEVOP_pirq_eoi_gmfn_v2,
-};
+// Every constant of the header is re-exported for the modules and tests that import them from here.
+export * from './public/physdev';
 
 export function physdevOp(v: Vcpu, cmd: number, arg: bigint): number {
   const d = v.domain;
