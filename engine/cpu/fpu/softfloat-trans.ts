@@ -46,6 +46,7 @@ import {
   setInf,
   setZero,
   sf,
+  unaryInvalidOrNaN,
 } from './softfloat';
 
 // ---- 160-bit multi-precision numbers ----
@@ -666,15 +667,7 @@ export function fptan(a: F80, out: F80, one: F80): void {
 /** F2XM1: out = 2^a - 1 (domain -1 <= a <= +1; beyond it the engine still returns 2^a - 1). SDM F2XM1. */
 export function f2xm1(a: F80, out: F80): void {
   const k = classify(a);
-  if (k === K.INVALID) {
-    sf.exc |= Exc.IE;
-    setIndefinite(out);
-    return;
-  }
-  if (k >= K.QNAN) {
-    propagateNaN(a, k, a, k, false, out);
-    return;
-  }
+  if (unaryInvalidOrNaN(a, k, out)) return;
   if (k === K.ZERO) {
     out.copy(a);
     return;

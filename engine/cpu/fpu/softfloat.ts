@@ -150,6 +150,24 @@ export function propagateNaN(a: F80, ka: K, b: F80, kb: K, two: boolean, out: F8
   out.set(pick.s, 0x7fff, pick.hi | 0xc0000000, pick.lo);
 }
 
+/**
+ * The shared start of a one-operand x87 operation (SDM tables 4-7, 8-10): an
+ * unsupported encoding gives IE and the indefinite, a NaN its propagated
+ * result. Returns true when `out` is final.
+ */
+export function unaryInvalidOrNaN(a: F80, k: K, out: F80): boolean {
+  if (k === K.INVALID) {
+    sf.exc |= Exc.IE;
+    setIndefinite(out);
+    return true;
+  }
+  if (k >= K.QNAN) {
+    propagateNaN(a, k, a, k, false, out);
+    return true;
+  }
+  return false;
+}
+
 // ---- Unpacked working values: normalized significand, unbounded exponent ----
 
 let ue = 0; // exponent of the last `norm` call
@@ -669,15 +687,7 @@ function divP(a: F80, b: F80, out: F80, p: number): void {
 /** out = sqrt(a) at precision `sf.pc`. SDM FSQRT (-0 -> -0, negative -> IE). */
 export function sqrt(a: F80, out: F80): void {
   const ka = classify(a);
-  if (ka === K.INVALID) {
-    sf.exc |= Exc.IE;
-    setIndefinite(out);
-    return;
-  }
-  if (ka >= K.QNAN) {
-    propagateNaN(a, ka, a, ka, false, out);
-    return;
-  }
+  if (unaryInvalidOrNaN(a, ka, out)) return;
   if (ka === K.ZERO) {
     out.copy(a);
     return;
@@ -1024,15 +1034,7 @@ export function toFloat(a: F80, dbl: boolean): void {
 /** Rounds a to an integral value by sf.rc (extended precision; PC does not apply). SDM FRNDINT. */
 export function roundInt(a: F80, out: F80): void {
   const k = classify(a);
-  if (k === K.INVALID) {
-    sf.exc |= Exc.IE;
-    setIndefinite(out);
-    return;
-  }
-  if (k >= K.QNAN) {
-    propagateNaN(a, k, a, k, false, out);
-    return;
-  }
+  if (unaryInvalidOrNaN(a, k, out)) return;
   if (k === K.ZERO || k === K.INF) {
     out.copy(a);
     return;
