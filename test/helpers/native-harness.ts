@@ -167,6 +167,19 @@ function tool(cmd: string, args: string[]): { ok: boolean; out: string } {
   return { ok: r.status === 0, out: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}` };
 }
 
+/**
+ * For a differential suite's `before` hook: skips the suite (with the reason
+ * on the console) when the host cannot build and run native batches of
+ * `bitness`, and throws instead when CI is set, so CI never skips silently.
+ */
+export function requireNativeToolchain(ctx: Mocha.Context, bitness: Bitness): void {
+  const problem = nativeToolchainProblem(bitness);
+  if (!problem) return;
+  if (process.env.CI) throw new Error(`CI=true but the native toolchain is unusable: ${problem}`);
+  console.log(`      skipped: ${problem}`);
+  ctx.skip();
+}
+
 const problemCache = new Map<Bitness, string | null>();
 
 /**

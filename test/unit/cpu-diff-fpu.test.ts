@@ -14,7 +14,7 @@ import {
   buildNativeBatch,
   f80,
   f80FromNumber,
-  nativeToolchainProblem,
+  requireNativeToolchain,
   SCRATCH_BASE,
   UNMAPPED_PAGES,
   type Bitness,
@@ -32,8 +32,6 @@ import {
 } from '../helpers/engine-runner';
 import { Rng } from '../helpers/x86-gen';
 import { hostVendor, engineVendor } from '../helpers/vendor-table';
-
-const IN_CI = !!process.env.CI;
 
 interface FpuCase {
   name: string;
@@ -243,12 +241,7 @@ for (const bits of [64, 32] as const) {
     let host: NativeOutcome[] = [];
     let m: TestMachine | undefined;
     before(function () {
-      const problem = nativeToolchainProblem(bits);
-      if (problem) {
-        if (IN_CI) throw new Error(`CI=true but the native toolchain is unusable: ${problem}`);
-        console.log(`      skipped: ${problem}`);
-        this.skip();
-      }
+      requireNativeToolchain(this, bits);
       console.log(`      host vendor ${hostVendor()}, engine vendor ${engineVendor()}`);
       batch = buildNativeBatch(
         bits,

@@ -20,7 +20,7 @@ import { Cpu } from '../../engine/cpu/cpu';
 import { MachineMemory } from '../../engine/memory/machine-memory';
 import {
   buildNativeBatch,
-  nativeToolchainProblem,
+  requireNativeToolchain,
   scratchInit,
   CODE_BASE,
   SCRATCH_BASE,
@@ -40,12 +40,12 @@ import {
   setGpr,
   EXIT_NAMES,
   type TestMachine,
+  loadBatch,
 } from '../helpers/engine-runner';
 import { engineExpectation, hostVendor, engineVendor } from '../helpers/vendor-table';
 
 const REQUESTED = Number(process.env.PVSCOPE_DIFF_CASES) || 4000;
 const SEED = Number(process.env.PVSCOPE_DIFF_SEED) || 1;
-const IN_CI = !!process.env.CI;
 
 const FLAG_NAMES: Array<[number, string]> = [
   [0x1, 'CF'],
@@ -262,12 +262,7 @@ for (const bitness of [64, 32] as const) {
     let setupError: Error | undefined;
 
     before(function () {
-      const problem = nativeToolchainProblem(bitness as Bitness);
-      if (problem) {
-        if (IN_CI) throw new Error(`CI=true but the native toolchain is unusable: ${problem}`);
-        console.log(`      skipped: ${problem}`);
-        this.skip();
-      }
+      requireNativeToolchain(this, bitness as Bitness);
       if (bitness === 64)
         console.log(`      optional instructions: ${note}; host ${hostVendor()}, engine ${engineVendor()}`);
       batch = buildNativeBatch(
@@ -280,10 +275,7 @@ for (const bitness of [64, 32] as const) {
       try {
         machine = createMachine(bitness, UNMAPPED_PAGES);
         // Each case ends where the native code jumps back to the harness: the engine stops there on INT3.
-        const code = batch.code.slice();
-        for (const e of batch.caseEnd) code[e - CODE_BASE] = 0xcc;
-        machine.mem.writeBytes(CODE_BASE, code);
-        machine.cpu.flushCodeCache();
+        loadBatch(machine, batch);
       } catch (e) {
         setupError = e as Error;
       }

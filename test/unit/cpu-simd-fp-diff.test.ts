@@ -39,7 +39,7 @@ import {
   buildFxImage,
   buildNativeBatch,
   f80,
-  nativeToolchainProblem,
+  requireNativeToolchain,
   parseFxImage,
   SCRATCH_BASE,
   SIG,
@@ -69,7 +69,6 @@ import {
 
 const VARIANTS = Number(process.env.PVSCOPE_SIMD_FP_VARIANTS) || 16;
 const SEED = Number(process.env.PVSCOPE_SIMD_FP_SEED) || 0x5eed0f9;
-const IN_CI = !!process.env.CI;
 
 /** 16-byte aligned memory operand block in the scratch buffer (32 bytes are patched). */
 const MEM = 0x040;
@@ -778,12 +777,7 @@ for (const bitness of [64, 32] as const) {
     let m: TestMachine | undefined;
 
     before(function () {
-      const problem = nativeToolchainProblem(bitness);
-      if (problem) {
-        if (IN_CI) throw new Error(`CI=true but the native toolchain is unusable: ${problem}`);
-        console.log(`      skipped: ${problem}`);
-        this.skip();
-      }
+      requireNativeToolchain(this, bitness);
       batch = buildNativeBatch(bitness, bodies);
       host = batch.run(inputs);
       m = createMachine(bitness, UNMAPPED_PAGES);

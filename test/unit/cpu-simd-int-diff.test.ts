@@ -16,9 +16,8 @@
 import { strict as assert } from 'node:assert';
 import {
   buildNativeBatch,
-  nativeToolchainProblem,
+  requireNativeToolchain,
   scratchInit,
-  CODE_BASE,
   SCRATCH_BASE,
   SCRATCH_SIZE,
   SIG,
@@ -37,10 +36,10 @@ import {
   runUntilExit,
   setGpr,
   type TestMachine,
+  loadBatch,
 } from '../helpers/engine-runner';
 
 const VARIANTS = Number(process.env.PVSCOPE_SIMD_VARIANTS) || 10;
-const IN_CI = !!process.env.CI;
 const FLAGS = 0x8d5; // CF PF AF ZF SF OF
 
 // Operand blocks in the scratch buffer (16 bytes each).
@@ -376,21 +375,13 @@ for (const bitness of [64, 32] as const)
     let m: TestMachine | undefined;
 
     before(function () {
-      const problem = nativeToolchainProblem(bitness);
-      if (problem) {
-        if (IN_CI) throw new Error(`CI=true but the native toolchain is unusable: ${problem}`);
-        console.log(`      skipped: ${problem}`);
-        this.skip();
-      }
+      requireNativeToolchain(this, bitness);
       batch = buildNativeBatch(bitness, bodies);
       host = batch.run(inputs);
       m = createMachine(bitness, UNMAPPED_PAGES);
       m.cpu.state.cr4 |= 0x600; // OSFXSR, OSXMMEXCPT
       m.cpu.stateChanged();
-      const code = batch.code.slice();
-      for (const e of batch.caseEnd) code[e - CODE_BASE] = 0xcc;
-      m.mem.writeBytes(CODE_BASE, code);
-      m.cpu.flushCodeCache();
+      loadBatch(m, batch);
     });
     after(() => batch?.dispose());
 

@@ -20,9 +20,8 @@ import { strict as assert } from 'node:assert';
 import { ExitReason } from '../../engine/cpu/api';
 import {
   buildNativeBatch,
-  nativeToolchainProblem,
+  requireNativeToolchain,
   scratchInit,
-  CODE_BASE,
   SCRATCH_BASE,
   SCRATCH_SIZE,
   SIG,
@@ -36,6 +35,7 @@ import {
   setGpr,
   EXIT_NAMES,
   type TestMachine,
+  loadBatch,
 } from '../helpers/engine-runner';
 import {
   OFF_SAVE,
@@ -52,7 +52,6 @@ import {
 
 const COUNT = Number(process.env.PVSCOPE_X87_CASES) || 3000;
 const SEED = Number(process.env.PVSCOPE_X87_SEED) || 1;
-const IN_CI = !!process.env.CI;
 
 function regsFor(bitness: 32 | 64): bigint[] {
   const r = new Array<bigint>(bitness === 64 ? 16 : 8).fill(0n);
@@ -145,12 +144,7 @@ for (const bitness of [64, 32] as const) {
     let machine: TestMachine | undefined;
 
     before(function () {
-      const problem = nativeToolchainProblem(bitness);
-      if (problem) {
-        if (IN_CI) throw new Error(`CI=true but the native toolchain is unusable: ${problem}`);
-        console.log(`      skipped: ${problem}`);
-        this.skip();
-      }
+      requireNativeToolchain(this, bitness);
       batch = buildNativeBatch(
         bitness,
         cases.map((c) => c.body),
@@ -159,10 +153,7 @@ for (const bitness of [64, 32] as const) {
         cases.map((c) => ({ regs: regsFor(bitness), rflags: 0x2, memSeed: 0, memPatch: c.memPatch })),
       );
       machine = createMachine(bitness, []);
-      const code = batch.code.slice();
-      for (const e of batch.caseEnd) code[e - CODE_BASE] = 0xcc;
-      machine.mem.writeBytes(CODE_BASE, code);
-      machine.cpu.flushCodeCache();
+      loadBatch(machine, batch);
     });
 
     after(function () {
@@ -286,12 +277,7 @@ for (const bitness of [64, 32] as const) {
     const stats = new Map<string, TransStats>();
 
     before(function () {
-      const problem = nativeToolchainProblem(bitness);
-      if (problem) {
-        if (IN_CI) throw new Error(`CI=true but the native toolchain is unusable: ${problem}`);
-        console.log(`      skipped: ${problem}`);
-        this.skip();
-      }
+      requireNativeToolchain(this, bitness);
       batch = buildNativeBatch(
         bitness,
         cases.map((c) => c.body),
@@ -300,10 +286,7 @@ for (const bitness of [64, 32] as const) {
         cases.map((c) => ({ regs: regsFor(bitness), rflags: 0x2, memSeed: 0, memPatch: c.memPatch })),
       );
       machine = createMachine(bitness, []);
-      const code = batch.code.slice();
-      for (const e of batch.caseEnd) code[e - CODE_BASE] = 0xcc;
-      machine.mem.writeBytes(CODE_BASE, code);
-      machine.cpu.flushCodeCache();
+      loadBatch(machine, batch);
     });
 
     after(function () {

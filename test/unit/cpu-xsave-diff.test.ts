@@ -18,7 +18,7 @@ import {
   buildNativeBatch,
   f80,
   f80FromNumber,
-  nativeToolchainProblem,
+  requireNativeToolchain,
   SCRATCH_BASE,
   type Bitness,
   type NativeBatch,
@@ -36,7 +36,6 @@ import { Rng } from '../helpers/x86-gen';
 import { hostVendor, engineVendor } from '../helpers/vendor-table';
 import { UNMAPPED_PAGES } from '../helpers/native-harness';
 
-const IN_CI = !!process.env.CI;
 /** Scratch offsets of the area the body stores to and of the image XRSTOR loads (both 64-byte aligned). */
 const OUT = 0x400;
 const SRC = 0x800;
@@ -435,12 +434,7 @@ for (const bits of [64, 32] as const) {
     let host: NativeOutcome[] = [];
     let m: TestMachine | undefined;
     before(function () {
-      const problem = nativeToolchainProblem(bits);
-      if (problem) {
-        if (IN_CI) throw new Error(`CI=true but the native toolchain is unusable: ${problem}`);
-        console.log(`      skipped: ${problem}`);
-        this.skip();
-      }
+      requireNativeToolchain(this, bits);
       console.log(`      host vendor ${hostVendor()}, engine vendor ${engineVendor()}`);
       batch = buildNativeBatch(
         bits,
